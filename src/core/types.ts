@@ -1,0 +1,146 @@
+// Shared data shapes of the pure core. The edges (ssh, github, fs) produce or
+// consume these; nothing here does I/O.
+
+export const ARCHES = ['amd64', 'arm64', 'armhf', 'armel', 'ppc64le', 's390x', 'riscv64', '386'] as const;
+export type Arch = (typeof ARCHES)[number];
+
+/** The sysctl this tool restores, and the kernel's default for it. */
+export const SYSCTL_KEY = 'fs.pipe-user-pages-soft';
+export const SYSCTL_TARGET = 16384;
+/** Where the persisted value is written on each node. */
+export const SYSCTL_DROPIN = '/etc/sysctl.d/99-runc-rollout.conf';
+/** Node-side state directory (backups, state.json, lock, smoke bundles). */
+export const STATE_DIR = '/var/lib/runc-rollout';
+
+export type HostKeyPolicy = 'strict' | 'accept-new';
+
+export interface JumpHost {
+  host: string;
+  port: number;
+  user: string;
+}
+
+/** Everything needed to open an SSH session to one node, fully resolved (no defaults left). */
+export interface SshTarget {
+  host: string;
+  port: number;
+  user: string;
+  /** Absolute path of a private key file, if any. The agent is used too when SSH_AUTH_SOCK is given. */
+  identityFile?: string;
+  /** Absolute path of the known_hosts file host keys are checked against. */
+  knownHosts: string;
+  hostKeyPolicy: HostKeyPolicy;
+  /** Run remote commands through `sudo -n`. */
+  sudo: boolean;
+  jumpHost?: JumpHost;
+}
+
+/** One node of a loaded, validated inventory. */
+export interface NodeSpec {
+  name: string;
+  ssh: SshTarget;
+  /** runc path from the inventory; detected on the node when absent. */
+  runcPath?: string;
+  /** Site-specific smoke command run in addition to the built-in smoke container. */
+  smokeCommand?: string;
+  labels: Record<string, string>;
+}
+
+export interface Inventory {
+  /** Absolute path of the file it was loaded from. */
+  path: string;
+  nodes: NodeSpec[];
+  /** Non-fatal problems (unknown keys and the like), `path: message`. */
+  warnings: string[];
+}
+
+/** One `KEY = VALUE` line for our sysctl in a sysctl configuration file. */
+export interface SysctlSetting {
+  line: number; // 1-based
+  value: string;
+}
+
+export interface SysctlFile {
+  /** Absolute path, e.g. /etc/sysctl.d/90-pipe.conf or /etc/sysctl.conf. */
+  path: string;
+  /** Lines that set fs.pipe-user-pages-soft (dotted or slashed form). */
+  settings: SysctlSetting[];
+}
+
+export interface NodeFacts {
+  /** Raw `uname -m`. */
+  machine: string;
+  arch: Arch | null;
+  runcPath: string | null;
+  runcPathSource: 'inventory' | 'path' | 'containerd' | 'none';
+  /** BinaryName from /etc/containerd/config.toml, when set. */
+  containerdBinaryName: string | null;
+  runc: {
+    exists: boolean;
+    executable: boolean;
+    /** First line of `runc --version`, raw. */
+    versionLine: string | null;
+    /** Parsed version, e.g. `1.0.0-rc93`, `1.1.5+ds1`. */
+    version: string | null;
+    sha256: string | null;
+  };
+  /** Package that owns the binary (dpkg -S / rpm -qf), if any. */
+  packageOwner: string | null;
+  freeBytes: { runcDir: number | null; stateDir: number | null };
+  sysctl: {
+    live: number | null;
+    /** All sysctl.d *.conf files in systemd-sysctl search order, then /etc/sysctl.conf; only files that exist. */
+    files: SysctlFile[];
+    /** Every *.conf name found per search dir, for override-by-name resolution. */
+    names: { dir: string; names: string[] }[];
+  };
+  /** `runc init` processes older than 5 minutes: the rc93 hang's symptom. */
+  stuckRuncInit: number;
+  /** Parsed /var/lib/runc-rollout/state.json, when present. */
+  state: NodeState | null;
+}
+
+export interface VersionDigest {
+  version: string | null;
+  sha256: string | null;
+}
+
+/** Persisted on each node at STATE_DIR/state.json: what the last apply changed, for rollback. */
+export interface NodeState {
+  schema: 1;
+  runId: string;
+  updatedAt: string;
+  runcPath: string;
+  phase: 'staged' | 'backed-up' | 'swapped' | 'sysctl-applied' | 'done' | 'rolled-back';
+  original: { version: string | null; sha256: string; backupPath: string };
+  target: { version: string; sha256: string };
+  sysctl: {
+    liveBefore: number | null;
+    /** Files this run changed; backupPath null means the file did not exist before. */
+    files: { path: string; backupPath: string | null }[];
+  };
+}
+
+/** A verified, locally available release binary for one architecture. */
+export interface ReleaseAsset {
+  arch: Arch;
+  name: string; // runc.<arch>
+  sha256: string;
+  size: number;
+  /** Local path of the verified file (cache or --release-dir). */
+  path: string;
+}
+
+export interface VerifiedRelease {
+  repo: string; // owner/name
+  tag: string; // v1.2.9
+  version: string; // 1.2.9
+  prerelease: boolean;
+  /** name -> sha256 from the verified runc.sha256sum. */
+  checksums: Record<string, string>;
+  assets: Partial<Record<Arch, ReleaseAsset>>;
+  /** Fingerprints of the keys whose signatures were verified. */
+  signers: string[];
+  /** False only with --insecure-skip-signature. */
+  signatureVerified: boolean;
+}
