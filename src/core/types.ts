@@ -144,3 +144,53 @@ export interface VerifiedRelease {
   /** False only with --insecure-skip-signature. */
   signatureVerified: boolean;
 }
+
+export type PlanAction = 'upgrade' | 'downgrade' | 'none' | 'blocked' | 'unreachable';
+
+export interface SysctlPlan {
+  live: number | null;
+  /** Value that would hold after a reboot (null: no file sets it, kernel default). */
+  persisted: number | null;
+  /** File (and line) that sets the persisted value, e.g. `/etc/sysctl.d/90-pipe.conf:3`. */
+  persistedFrom: string | null;
+  target: number;
+  changeLive: boolean;
+  changePersisted: boolean;
+  /** Lines that would override the drop-in after a reboot; apply comments them out (with a backup of the file). */
+  commentOut: { path: string; lines: number[] }[];
+}
+
+export interface NodePlan {
+  name: string;
+  host: string;
+  port: number;
+  arch: Arch | null;
+  runcPath: string | null;
+  /** `downgrade` only with --allow-downgrade; otherwise a downgrade is `blocked` with the reason in `error`. */
+  action: PlanAction;
+  current: VersionDigest | null;
+  target: { version: string; sha256: string } | null;
+  sysctl: SysctlPlan | null;
+  warnings: string[];
+  /** Why the node is blocked or unreachable. */
+  error: string | null;
+}
+
+export interface Plan {
+  schema: 1;
+  createdAt: string;
+  tool: { name: 'runc-rollout'; version: string };
+  release: {
+    repo: string;
+    tag: string;
+    version: string;
+    signatureVerified: boolean;
+    assets: Partial<Record<Arch, { name: string; sha256: string; size: number }>>;
+  };
+  /** Absolute inventory path the plan was made from. */
+  inventory: string;
+  limit: string[];
+  options: { allowDowngrade: boolean };
+  nodes: NodePlan[];
+  summary: { upgrade: number; downgrade: number; unchanged: number; blocked: number; unreachable: number };
+}
