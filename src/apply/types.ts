@@ -1,0 +1,77 @@
+// The contract between the per-node pipeline (node-upgrade.ts, rollback) and
+// the orchestration (executor, report, listr2 view, library callers).
+import type { NodePlan, NodeSpec, ReleaseAsset, VersionDigest } from '../core/types.js';
+
+export const UPGRADE_STEPS = [
+  'lock',
+  'stage',
+  'staged-smoke',
+  'backup',
+  'swap',
+  'verify',
+  'smoke',
+  'sysctl',
+  'smoke-after-sysctl',
+] as const;
+export type UpgradeStep = (typeof UPGRADE_STEPS)[number];
+export type StepName = UpgradeStep | 'rollback' | 'unlock';
+
+export type StepStatus = 'start' | 'ok' | 'failed' | 'skipped';
+
+export interface NodeEvent {
+  node: string;
+  step: StepName;
+  status: StepStatus;
+  /** Short human detail: digest checked, stderr tail, why skipped. */
+  message?: string;
+  at: string; // ISO time
+}
+
+export type NodeStatus =
+  | 'upgraded'
+  | 'unchanged'
+  | 'rolled-back'
+  | 'failed' // failed and NOT rolled back cleanly: needs a human
+  | 'not-attempted'
+  | 'unknown' // connection lost while the node was being changed: state not known
+  | 'unreachable';
+
+export interface StepRecord {
+  name: StepName;
+  status: Exclude<StepStatus, 'start'>;
+  startedAt: string;
+  durationMs: number;
+  message?: string;
+}
+
+export interface SysctlSnapshot {
+  live: number | null;
+  persisted: number | null;
+}
+
+export interface NodeOutcome {
+  name: string;
+  host: string;
+  status: NodeStatus;
+  from: VersionDigest | null;
+  to: VersionDigest | null;
+  failedStep: StepName | null;
+  error: string | null;
+  backupPath: string | null;
+  sysctl: { before: SysctlSnapshot | null; after: SysctlSnapshot | null };
+  steps: StepRecord[];
+  rollback: { ok: boolean; smokeOk: boolean | null; error: string | null; manualCommands: string[] } | null;
+}
+
+/** Everything the per-node pipeline needs; built by the executor from the plan. */
+export interface NodeJob {
+  node: NodeSpec;
+  plan: NodePlan; // action upgrade/downgrade/none; blocked/unreachable never reach the pipeline
+  /** The verified binary for this node's arch (absent when action is `none`). */
+  asset: ReleaseAsset | null;
+  runId: string;
+  smokeTimeoutMs: number;
+  /** Identifies this controller in the node lock: `user@host pid N`. */
+  lockOwner: string;
+  forceUnlock: boolean;
+}
