@@ -80,6 +80,20 @@ export class RemoteCommandError extends RolloutError {
   }
 }
 
+/**
+ * A remote command whose outcome is unknown: it timed out, was aborted, or the
+ * connection dropped while it ran. The channel was closed; the process on the
+ * node may still be running or may have finished.
+ */
+export class RemoteCommandInterruptedError extends RemoteCommandError {
+  readonly reason: 'timeout' | 'aborted' | 'connection-lost';
+  constructor(node: string, command: string, reason: 'timeout' | 'aborted' | 'connection-lost', detail: string, stderr = '') {
+    super(node, command, null, null, stderr);
+    this.reason = reason;
+    this.message = `${node}: ${detail}: ${summarizeCommand(command)}${this.stderrTail ? `\n${indent(this.stderrTail)}` : ''}`;
+  }
+}
+
 /** The user interrupted the run (SIGINT/SIGTERM). */
 export class InterruptedError extends RolloutError {
   constructor(message = 'interrupted') {

@@ -1,0 +1,96 @@
+// Reading an inventory file: size cap, UTF-8, YAML, then the schema and rules
+// (resolve.ts). Every failure is one InputError naming the file.
+import { open } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import YAML from 'yaml';
+import type { Inventory } from '../core/types.js';
+import { InputError, errorMessage } from '../errors.js';
+import { resolveInventory } from './resolve.js';
+
+/** A real fleet's inventory is kilobytes; anything near this is a mistake (or an attack on the parser). */
+export const MAX_INVENTORY_BYTES = 5 * 1024 * 1024;
+
+export interface LoadOptions {
+  /** Home directory for `~` expansion (default: the current user's). */
+  home?: string;
+}
+
+export async function loadInventory(path: string, opts: LoadOptions = {}): Promise<Inventory> {
+  const abs = resolve(path);
+  const text = await readCapped(abs);
+  return parseInventory(text, abs, opts);
+}
+
+/** Parse inventory text as if read from `path` (absolute). */
+export function parseInventory(text: string, path: string, opts: LoadOptions = {}): Inventory {
+  const fail = (message: string, issues: string[] = []) => new InputError(`inventory ${path}: ${message}`, issues);
+  if (text.trim() === '') throw fail('the file is empty; it needs at least a `nodes:` list');
+
+  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const lines = doc.errors.map((e) => {
+      const pos = e.linePos?.[0];
+      const where = pos ? `line ${pos.line}, column ${pos.col}` : 'unknown position';
+      return `${where}: ${(e.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`;
+    });
+    throw fail(`YAML syntax error at ${lines[0]}`, lines);
+  }
+  if (doc.contents === null) throw fail('the file is empty (only comments); it needs at least a `nodes:` list');
+
+  let raw: unknown;
+  try {
+    // The alias cap stops "billion laughs" documents from expanding in memory.
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw fail(`YAML could not be read: ${errorMessage(err)}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    const got = Array.isArray(raw) ? 'a list' : raw === null ? 'null' : `a ${typeof raw}`;
+    throw fail(`the top level must be a mapping with a \`nodes:\` list, got ${got}`);
+  }
+
+  const { nodes, issues, warnings } = resolveInventory(raw, { dir: dirname(path), home: opts.home ?? homedir() });
+  const yamlWarnings = doc.warnings.map((w) => `line ${w.linePos?.[0]?.line ?? '?'}: ${(w.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`);
+  if (issues.length > 0) {
+    throw fail(`${issues.length} problem${issues.length === 1 ? '' : 's'}: ${issues[0]}${issues.length > 1 ? ' ...' : ''}`, issues);
+  }
+  return { path, nodes, warnings: [...yamlWarnings, ...warnings] };
+}
+
+async function readCapped(abs: string): Promise<string> {
+  let handle;
+  try {
+    handle = await open(abs, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : errorMessage(err);
+    throw new InputError(`inventory ${abs}: cannot read it: ${why}`);
+  }
+  try {
+    const st = await handle.stat();
+    if (st.isDirectory()) throw new InputError(`inventory ${abs}: is a directory, expected a YAML file`);
+    if (st.size > MAX_INVENTORY_BYTES) throw tooLarge(abs, st.size);
+    // Read one byte past the cap: the file may be a pipe or may grow after stat.
+    const buf = Buffer.alloc(MAX_INVENTORY_BYTES + 1);
+    let len = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, len, buf.length - len, null);
+      if (bytesRead === 0) break;
+      len += bytesRead;
+      if (len > MAX_INVENTORY_BYTES) throw tooLarge(abs, len);
+    }
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(0, len));
+    } catch {
+      throw new InputError(`inventory ${abs}: is not UTF-8 text`);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+function tooLarge(abs: string, size: number): InputError {
+  const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return new InputError(`inventory ${abs}: is too large (${size > MAX_INVENTORY_BYTES + 1 ? mib(size) : `over ${mib(MAX_INVENTORY_BYTES)}`}); the limit is ${mib(MAX_INVENTORY_BYTES)}`);
+}

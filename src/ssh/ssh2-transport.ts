@@ -1,0 +1,193 @@
+// The Transport over real SSH (ssh2): one connection per node, reused for all
+// of its commands; commands run as root via `sh -c`, or `sudo -n` for
+// non-root users. Environment values (agent socket, key passphrase) come in as
+// options: only src/cli reads the environment.
+import { cmd } from '../core/shell.js';
+import type { NodeSpec } from '../core/types.js';
+import { RemoteCommandError, RemoteCommandInterruptedError, SshError } from '../errors.js';
+import { silentLogger, type Logger } from '../output/logger.js';
+import type { Client } from 'ssh2';
+import { openConnection, type Connection } from './connect.js';
+import { execCommand, type RunningCommand } from './run-command.js';
+import type { NodeSession, RunOptions, RunResult, Transport } from './transport.js';
+
+export interface SshTransportOptions {
+  /** TCP + handshake + auth, jump host included. Default 15 s. */
+  connectTimeoutMs?: number;
+  /** Default 15 s; three missed answers drop the connection. */
+  keepaliveIntervalMs?: number;
+  /** SSH agent socket (the CLI passes SSH_AUTH_SOCK). */
+  agentSocket?: string;
+  /** Passphrase of the identity files (the CLI passes RUNC_ROLLOUT_KEY_PASSPHRASE). Never logged. */
+  keyPassphrase?: string;
+  log?: Logger;
+}
+
+/** OpenSSH's default MaxSessions is 10; stay under it so channel opens never fail on a busy node. */
+const MAX_CHANNELS = 8;
+
+export function createSshTransport(opts: SshTransportOptions = {}): Transport {
+  const log = opts.log ?? silentLogger;
+  return {
+    async connect(node: NodeSpec, connectOpts: { signal?: AbortSignal } = {}): Promise<NodeSession> {
+      const conn = await openConnection(node, {
+        connectTimeoutMs: opts.connectTimeoutMs ?? 15_000,
+        keepaliveIntervalMs: opts.keepaliveIntervalMs ?? 15_000,
+        agentSocket: opts.agentSocket,
+        keyPassphrase: opts.keyPassphrase,
+        log,
+        signal: connectOpts.signal,
+      });
+      log.debug(`${node.name}: connected to ${node.ssh.user}@${node.ssh.host}:${node.ssh.port}${node.ssh.jumpHost ? ` via ${node.ssh.jumpHost.host}` : ''}`);
+      return new Ssh2Session(node, conn, log);
+    },
+  };
+}
+
+/**
+ * The command line sshd runs: the script under POSIX sh, as root. LC_ALL=C
+ * keeps messages parseable. With a timeout the node enforces it with
+ * timeout(1), which kills the script's whole process group: closing an SSH
+ * channel does not stop a remote command, and sshd refuses signal requests in
+ * root sessions.
+ */
+export function remoteCommandLine(script: string, sudo: boolean, timeoutMs?: number): string {
+  const limit = timeoutMs === undefined ? [] : ['timeout', '-k', '5', String(Math.max(Math.ceil(timeoutMs), 1) / 1000)];
+  return cmd('env', 'LC_ALL=C', ...(sudo ? ['sudo', '-n', '--'] : []), ...limit, 'sh', '-c', script);
+}
+
+/** Exit status of timeout(1) when it stopped the command. */
+const TIMEOUT_EXIT = 124;
+
+class Ssh2Session implements NodeSession {
+  readonly node: string;
+  private readonly running = new Set<RunningCommand>();
+  private closedBecause: string | undefined;
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(
+    private readonly spec: NodeSpec,
+    private readonly conn: Connection,
+    private readonly log: Logger,
+  ) {
+    this.node = spec.name;
+    // Listeners stay for the connection's life: a drop must never be an unhandled 'error'.
+    const clients: [Client, string][] = [[conn.client, 'connection']];
+    if (conn.jump) clients.push([conn.jump, 'jump host connection']);
+    for (const [client, what] of clients) {
+      client.on('error', (err: Error) => {
+        log.debug(`${this.node}: ${what} error: ${err.message}`);
+        this.gone(`${what} error: ${err.message}`);
+      });
+      client.on('close', () => {
+        this.closedClients.add(client);
+        this.gone(`${what} closed`);
+      });
+    }
+  }
+
+  private readonly closedClients = new Set<Client>();
+
+  /** From now on no command runs; the ones running are rejected as connection-lost. */
+  private gone(why: string): void {
+    if (this.closedBecause !== undefined) return;
+    this.closedBecause = why;
+    for (const r of this.running) r.lost(why);
+    for (const wake of this.waiting.splice(0)) wake();
+  }
+
+  async run(script: string, opts: RunOptions = {}): Promise<RunResult> {
+    await this.acquire();
+    try {
+      if (this.closedBecause !== undefined) {
+        throw new RemoteCommandInterruptedError(this.node, script, 'connection-lost', `not run: the connection is gone (${this.closedBecause})`);
+      }
+      const sudo = this.spec.ssh.sudo;
+      this.log.debug(`${this.node}: run ${script.split('\n')[0]}${opts.stdin !== undefined ? ' (with stdin)' : ''}`);
+      const started = Date.now();
+      const commandLine = remoteCommandLine(script, sudo, opts.timeoutMs);
+      const running = execCommand(this.conn.client, { node: this.node, script, commandLine, remoteTimeout: opts.timeoutMs !== undefined, opts });
+      this.running.add(running);
+      let result: RunResult;
+      try {
+        result = await running.result;
+      } finally {
+        this.running.delete(running);
+      }
+      if (sudo) this.checkSudo(result);
+      if (opts.timeoutMs !== undefined) this.checkTimeout(script, result, opts.timeoutMs, Date.now() - started);
+      if (result.code !== 0 && !opts.allowFailure) {
+        throw new RemoteCommandError(this.node, script, result.code, result.signal, result.stderr);
+      }
+      return result;
+    } finally {
+      this.release();
+    }
+  }
+
+  /** sudo's own refusals are not command failures: say what is wrong and how to fix it, even with allowFailure. */
+  private checkSudo(r: RunResult): void {
+    const user = this.spec.ssh.user;
+    if (r.code === 1 && /^sudo: (a password is required|a terminal is required)/m.test(r.stderr)) {
+      throw new SshError(
+        this.node,
+        `sudo: a password is required. runc-rollout runs commands with "sudo -n" and never types a password: ` +
+          `allow ${user} to use sudo without one (e.g. "${user} ALL=(root) NOPASSWD: ALL" in /etc/sudoers.d/runc-rollout, edited with visudo), or connect as root`,
+      );
+    }
+    if (r.code === 1 && /^(sudo: )?\S+ is not in the sudoers file|^Sorry, user \S+ (is not allowed|may not run sudo)/m.test(r.stderr)) {
+      throw new SshError(this.node, `sudo: user ${user} may not run commands as root on this node; grant it in /etc/sudoers.d (NOPASSWD), or connect as root`);
+    }
+    if (r.code === 127 && /sudo: (command )?not found|sudo: No such file/.test(r.stderr)) {
+      throw new SshError(this.node, `sudo is not installed on this node, but the inventory sets ssh.sudo for user ${user}`);
+    }
+  }
+
+  /** 124 after (about) the full time is timeout(1) stopping the script, not the script's own failure. */
+  private checkTimeout(script: string, r: RunResult, timeoutMs: number, elapsedMs: number): void {
+    if (r.code === TIMEOUT_EXIT && elapsedMs >= timeoutMs * 0.9) {
+      const secs = Math.round(timeoutMs / 100) / 10;
+      throw new RemoteCommandInterruptedError(this.node, script, 'timeout', `timed out after ${secs}s; stopped on the node (timeout(1) killed it)`, r.stderr);
+    }
+    if (r.code === 127 && /timeout: (command )?not found|timeout: No such file/.test(r.stderr)) {
+      throw new SshError(this.node, 'timeout(1) (coreutils or busybox) is not installed on this node; it is needed to enforce command timeouts');
+    }
+  }
+
+  private async acquire(): Promise<void> {
+    while (this.active >= MAX_CHANNELS && this.closedBecause === undefined) {
+      await new Promise<void>((wake) => this.waiting.push(wake));
+    }
+    this.active++;
+  }
+
+  private release(): void {
+    this.active--;
+    this.waiting.shift()?.();
+  }
+
+  async close(): Promise<void> {
+    this.gone('the session was closed');
+    const clients = [this.conn.client, ...(this.conn.jump ? [this.conn.jump] : [])];
+    await Promise.all(
+      clients
+        .filter((c) => !this.closedClients.has(c))
+        .map(
+          (c) =>
+            new Promise<void>((resolve) => {
+              // A polite end first; a peer that never answers must not hold us up.
+              const timer = setTimeout(() => {
+                c.destroy();
+                resolve();
+              }, 2_000);
+              c.once('close', () => {
+                clearTimeout(timer);
+                resolve();
+              });
+              c.end();
+            }),
+        ),
+    );
+  }
+}
