@@ -58,6 +58,8 @@ export interface Inventory {
 export interface SysctlSetting {
   line: number; // 1-based
   value: string;
+  /** The line names the key by a glob (`fs.pipe-user-*`): systemd-sysctl lets any explicit assignment win over it. */
+  glob?: boolean;
 }
 
 export interface SysctlFile {
@@ -65,6 +67,11 @@ export interface SysctlFile {
   path: string;
   /** Lines that set fs.pipe-user-pages-soft (dotted or slashed form). */
   settings: SysctlSetting[];
+  /**
+   * Resolved target when `path` is a symlink (e.g. /etc/sysctl.d/99-sysctl.conf -> /etc/sysctl.conf),
+   * so one file reached twice is counted and edited once, through its real path.
+   */
+  realPath?: string;
 }
 
 export interface NodeFacts {
@@ -73,7 +80,7 @@ export interface NodeFacts {
   arch: Arch | null;
   runcPath: string | null;
   runcPathSource: 'inventory' | 'path' | 'containerd' | 'none';
-  /** BinaryName from /etc/containerd/config.toml, when set. */
+  /** BinaryName of the runc runtime in /etc/containerd/config.toml, when set; resolved on PATH when it is a bare name. */
   containerdBinaryName: string | null;
   runc: {
     exists: boolean;
@@ -83,6 +90,8 @@ export interface NodeFacts {
     /** Parsed version, e.g. `1.0.0-rc93`, `1.1.5+ds1`. */
     version: string | null;
     sha256: string | null;
+    /** Where the path resolves when it is a symlink (e.g. /usr/bin/runc -> /usr/sbin/runc); absent otherwise. */
+    realPath?: string;
   };
   /** Package that owns the binary (dpkg -S / rpm -qf), if any. */
   packageOwner: string | null;
@@ -98,6 +107,8 @@ export interface NodeFacts {
   stuckRuncInit: number;
   /** Parsed /var/lib/runc-rollout/state.json, when present. */
   state: NodeState | null;
+  /** Oddities met while gathering (unreadable state.json, `runc --version` timed out, ...); shown as warnings. */
+  notes?: string[];
 }
 
 export interface VersionDigest {
@@ -156,7 +167,10 @@ export interface SysctlPlan {
   target: number;
   changeLive: boolean;
   changePersisted: boolean;
-  /** Lines that would override the drop-in after a reboot; apply comments them out (with a backup of the file). */
+  /**
+   * Lines that would override the drop-in after a reboot; apply comments them out (with a backup of the file).
+   * `path` is the real file (symlinks resolved), each listed once.
+   */
   commentOut: { path: string; lines: number[] }[];
 }
 

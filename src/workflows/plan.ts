@@ -1,0 +1,129 @@
+// The `plan` flow: inventory -> facts from every selected node (read-only) ->
+// verified release for the arches found -> the pure plan. Every node ends up
+// in the plan: a node whose facts could not be gathered is `unreachable` with
+// the reason, never dropped.
+import { randomBytes } from 'node:crypto';
+import { rename, writeFile } from 'node:fs/promises';
+import { mapLimit } from '../core/concurrency.js';
+import { selectNodes } from '../core/limit.js';
+import { buildPlan, type PlanNodeInput } from '../core/plan.js';
+import type { Arch, Inventory, NodeFacts, NodeSpec, Plan, VerifiedRelease } from '../core/types.js';
+import { InterruptedError, RolloutError, errorMessage } from '../errors.js';
+import { gatherFacts } from '../facts/gather.js';
+import { loadInventory } from '../inventory/load.js';
+import type { Logger } from '../output/logger.js';
+import { fetchRelease, type ReleaseOptions } from '../release/fetch.js';
+import type { NodeSession, Transport } from '../ssh/transport.js';
+
+export const DEFAULT_PARALLEL = 20;
+
+export interface GatheredNode extends PlanNodeInput {
+  /** Open session when `keepOpen` was asked and the node answered; the caller closes it. */
+  session: NodeSession | null;
+}
+
+export interface GatherFleetOptions {
+  transport: Transport;
+  parallel?: number;
+  log: Logger;
+  signal?: AbortSignal;
+  /** Leave sessions open for a following step (apply); plan closes them at once. */
+  keepOpen?: boolean;
+  factsTimeoutMs?: number;
+}
+
+/** Connect to every node (bounded) and gather its facts; per-node failures become `error`. */
+export async function gatherFleetFacts(nodes: NodeSpec[], opts: GatherFleetOptions): Promise<GatheredNode[]> {
+  const { log, signal } = opts;
+  return mapLimit(nodes, opts.parallel ?? DEFAULT_PARALLEL, async (node): Promise<GatheredNode> => {
+    if (signal?.aborted) return { node, facts: null, error: 'not contacted: interrupted', session: null };
+    let session: NodeSession | null = null;
+    try {
+      session = await opts.transport.connect(node, signal ? { signal } : {});
+      const facts: NodeFacts = await gatherFacts(session, node, {
+        ...(signal ? { signal } : {}),
+        ...(opts.factsTimeoutMs ? { timeoutMs: opts.factsTimeoutMs } : {}),
+      });
+      log.debug(`${node.name}: ${facts.machine}, runc ${facts.runc.version ?? '?'} at ${facts.runcPath ?? '(none)'}`);
+      if (!opts.keepOpen) {
+        await closeQuietly(session, log);
+        session = null;
+      }
+      return { node, facts, error: null, session };
+    } catch (err) {
+      if (session) await closeQuietly(session, log);
+      const message = errorMessage(err).replace(new RegExp(`^${escapeRegExp(node.name)}: `), '');
+      log.debug(`${node.name}: ${message}`);
+      return { node, facts: null, error: message, session: null };
+    }
+  });
+}
+
+async function closeQuietly(session: NodeSession, log: Logger): Promise<void> {
+  try {
+    await session.close();
+  } catch (err) {
+    log.debug(`${session.node}: close: ${errorMessage(err)}`);
+  }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export interface PlanRunOptions {
+  inventoryPath: string;
+  limit: string[];
+  release: Omit<ReleaseOptions, 'log' | 'signal'>;
+  transport: Transport;
+  parallel?: number;
+  allowDowngrade: boolean;
+  toolVersion: string;
+  log: Logger;
+  signal?: AbortSignal;
+  now?: () => Date;
+}
+
+export interface PlanRun {
+  plan: Plan;
+  inventory: Inventory;
+  release: VerifiedRelease;
+}
+
+export async function runPlan(opts: PlanRunOptions): Promise<PlanRun> {
+  const { log, signal } = opts;
+  const inventory = await loadInventory(opts.inventoryPath);
+  for (const w of inventory.warnings) log.warn(`inventory: ${w}`);
+  const nodes = selectNodes(inventory.nodes, opts.limit);
+  log.info(`gathering facts from ${nodes.length} node${nodes.length === 1 ? '' : 's'} (parallel ${opts.parallel ?? DEFAULT_PARALLEL})`);
+
+  const gathered = await gatherFleetFacts(nodes, { transport: opts.transport, parallel: opts.parallel ?? DEFAULT_PARALLEL, log, ...(signal ? { signal } : {}) });
+  if (signal?.aborted) throw new InterruptedError('plan interrupted while gathering facts');
+  const down = gathered.filter((g) => g.error !== null);
+  if (down.length) log.warn(`${down.length} node${down.length === 1 ? '' : 's'} unreachable: ${down.map((g) => g.node.name).join(', ')}`);
+
+  const arches = [...new Set(gathered.map((g) => g.facts?.arch).filter((a): a is Arch => Boolean(a)))];
+  if (arches.length === 0) {
+    throw new RolloutError('no selected node answered with a supported architecture: nothing to plan', {
+      details: gathered.map((g) => `${g.node.name}: ${g.error ?? `unsupported architecture "${g.facts?.machine ?? '?'}"`}`),
+    });
+  }
+  const release = await fetchRelease({ ...opts.release, log, ...(signal ? { signal } : {}) }, arches);
+  const plan = buildPlan({
+    inventoryPath: inventory.path,
+    limit: opts.limit,
+    nodes: gathered.map(({ node, facts, error }) => ({ node, facts, error })),
+    release,
+    allowDowngrade: opts.allowDowngrade,
+    toolVersion: opts.toolVersion,
+    now: (opts.now ?? (() => new Date()))(),
+  });
+  return { plan, inventory, release };
+}
+
+/** `--out FILE`: written whole or not at all. */
+export async function savePlan(path: string, plan: Plan): Promise<void> {
+  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(plan, null, 2)}\n`, { mode: 0o644 });
+  await rename(tmp, path);
+}
