@@ -14,15 +14,17 @@ export function parseVersionLine(firstLine: string): string | null {
 /**
  * A semver string comparable with `semver`, or null. Accepts a leading `v`,
  * turns `-rc93` into `-rc.93` and drops build metadata (`+ds1`): distro
- * rebuilds of 1.1.5 carry 1.1.5's code and its fixes.
+ * rebuilds of 1.1.5 carry 1.1.5's code and its fixes. A `-` suffix that is not
+ * an upstream prerelease (`rc.3`, `rc93`, `beta.1`) is a distro revision
+ * (`1.1.7-0ubuntu1~22.04.2`, `1.1.12-1.el9`) and is dropped the same way.
  */
 export function toSemver(v: string): string | null {
   const trimmed = v.trim().replace(/^v/i, '');
-  const m = /^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.~+-]*)?$/.exec(trimmed);
+  const m = /^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.~-]+))?(?:\+[0-9A-Za-z.~+-]*)?$/.exec(trimmed);
   if (!m) return null;
   const [, major, minor, patch, pre] = m;
   let out = `${major}.${minor}.${patch}`;
-  if (pre) out += `-${pre.replace(/^([A-Za-z]+)(\d+)$/, '$1.$2')}`;
+  if (pre && /^(rc|alpha|beta)\.?\d+(\.\d+)*$/i.test(pre)) out += `-${pre.replace(/^([A-Za-z]+)(\d+)/, '$1.$2')}`;
   return semver.valid(out);
 }
 
