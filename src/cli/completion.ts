@@ -1,0 +1,250 @@
+// `runc-rollout completion bash|zsh`: a shell completion script generated from
+// the commander program itself (its commands, options and argument choices),
+// so it stays right as commands and options are added. Nothing is hand-listed.
+import { Argument, type Command, type Option } from 'commander';
+import type { Runner } from './main.js';
+
+export const COMPLETION_SHELLS = ['bash', 'zsh'] as const;
+export type CompletionShell = (typeof COMPLETION_SHELLS)[number];
+
+type ValueKind = { kind: 'file' } | { kind: 'dir' } | { kind: 'free' } | { kind: 'choices'; choices: string[] };
+
+interface OptModel {
+  names: string[]; // e.g. ['-i', '--inventory']
+  description: string;
+  value: ValueKind | null;
+  /** The value's placeholder (`file` of `<file>`), shown by zsh as the message. */
+  label: string;
+  repeatable: boolean;
+}
+
+interface CmdModel {
+  /** Words from the root, e.g. ['release', 'fetch']; [] for the program itself. */
+  path: string[];
+  name: string;
+  description: string;
+  options: OptModel[];
+  /** What to offer for positional arguments. */
+  args: ValueKind | null;
+  subcommands: CmdModel[];
+}
+
+// Words the scripts emit unquoted must be plain; anything else is left out rather than risk breaking the script.
+const SAFE_WORD = /^[A-Za-z0-9][A-Za-z0-9_.:+@%,=/-]*$/;
+const SAFE_OPTION = /^--?[A-Za-z0-9][A-Za-z0-9-]*$/;
+
+function valueKind(placeholder: string, choices: readonly string[] | undefined): ValueKind {
+  if (choices?.length) return { kind: 'choices', choices: choices.filter((c) => SAFE_WORD.test(c)) };
+  if (/dir/i.test(placeholder)) return { kind: 'dir' };
+  if (/file|path|json|yaml/i.test(placeholder)) return { kind: 'file' };
+  return { kind: 'free' };
+}
+
+function optModel(o: Option): OptModel | null {
+  const names = [o.short, o.long].filter((n): n is string => typeof n === 'string' && SAFE_OPTION.test(n));
+  if (o.hidden || names.length === 0) return null;
+  const placeholder = /[<[]([^>\]]*)[>\]]/.exec(o.flags)?.[1];
+  return {
+    names,
+    description: o.description ?? '',
+    value: placeholder === undefined ? null : valueKind(placeholder, o.argChoices),
+    label: (placeholder ?? '').replace(/[^A-Za-z0-9_/|%-]/g, '') || 'value',
+    repeatable: Array.isArray(o.defaultValue) || o.variadic,
+  };
+}
+
+const HELP: OptModel = { names: ['-h', '--help'], description: 'display help', value: null, label: '', repeatable: false };
+
+function argsKind(c: Command): ValueKind | null {
+  const first = c.registeredArguments[0];
+  if (!first) return null;
+  return valueKind(first.name(), first.argChoices);
+}
+
+function model(c: Command, path: string[]): CmdModel {
+  // commander keeps `_hidden` private; hidden commands stay out of completion as they stay out of --help.
+  const visible = c.commands.filter((s) => !(s as unknown as { _hidden?: boolean })._hidden && SAFE_WORD.test(s.name()));
+  const subcommands = visible.map((s) => model(s, [...path, s.name()]));
+  // commander adds an implicit `help [command]` to every command that has subcommands.
+  if (subcommands.length && !subcommands.some((s) => s.name === 'help')) {
+    const choices = subcommands.map((s) => s.name);
+    subcommands.push({ path: [...path, 'help'], name: 'help', description: 'display help for command', options: [], args: { kind: 'choices', choices }, subcommands: [] });
+  }
+  const options = [...c.options.map(optModel).filter((o): o is OptModel => o !== null), HELP];
+  return { path, name: c.name(), description: c.description(), options, args: argsKind(c), subcommands };
+}
+
+function walk(c: CmdModel): CmdModel[] {
+  return [c, ...c.subcommands.flatMap(walk)];
+}
+
+/** A command's options plus the program's (global) ones, the command's first, without repeats. */
+function effectiveOptions(c: CmdModel, root: CmdModel): OptModel[] {
+  const seen = new Set<string>();
+  return [...c.options, ...root.options].filter((o) => {
+    if (o.names.some((n) => seen.has(n))) return false;
+    o.names.forEach((n) => seen.add(n));
+    return true;
+  });
+}
+
+const shq = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+const fnName = (name: string) => `_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
+
+function bashValue(v: ValueKind, indent: string): string {
+  switch (v.kind) {
+    case 'file':
+      return `${indent}compopt -o filenames 2>/dev/null; COMPREPLY=( $(compgen -f -- "$cur") ); return 0`;
+    case 'dir':
+      return `${indent}compopt -o filenames 2>/dev/null; COMPREPLY=( $(compgen -d -- "$cur") ); return 0`;
+    case 'choices':
+      return `${indent}COMPREPLY=( $(compgen -W ${shq(v.choices.join(' '))} -- "$cur") ); return 0`;
+    case 'free':
+      return `${indent}return 0`;
+  }
+}
+
+function bashScript(program: Command): string {
+  const root = model(program, []);
+  const all = walk(root);
+  const fn = fnName(root.name);
+  const key = (c: CmdModel) => shq(c.path.join(' '));
+  const lines = [
+    `# bash completion for ${root.name}; generated by \`${root.name} completion bash\`.`,
+    `# Load it with: source <(${root.name} completion bash)`,
+    `${fn}() {`,
+    '  local cur="${COMP_WORDS[COMP_CWORD]}" prev="" path="" valued="" next i w',
+    '  (( COMP_CWORD > 0 )) && prev="${COMP_WORDS[COMP_CWORD-1]}"',
+    '  # Find the (sub)command being typed: skip options and the values of those that take one.',
+    '  for (( i = 1; i < COMP_CWORD; i++ )); do',
+    '    w="${COMP_WORDS[i]}"',
+    '    case "$path" in',
+    ...all.map((c) => `      ${key(c)}) valued=${shq(`|${effectiveOptions(c, root).filter((o) => o.value).flatMap((o) => o.names).join('|')}|`)} ;;`),
+    '    esac',
+    '    if [[ "$w" == -* ]]; then',
+    '      [[ "$valued" == *"|$w|"* ]] && (( i++ ))',
+    '      continue',
+    '    fi',
+    '    next="${path:+$path }$w"',
+    '    case "$next" in',
+    `      ${all.filter((c) => c.path.length).map(key).join('|')}) path="$next" ;;`,
+    '    esac',
+    '  done',
+    '  case "$path" in',
+  ];
+  for (const c of all) {
+    const options = effectiveOptions(c, root);
+    lines.push(`    ${key(c)})`, '      case "$prev" in');
+    for (const o of options) if (o.value) lines.push(`        ${o.names.join('|')})`, bashValue(o.value, '          '), '          ;;');
+    lines.push('      esac');
+    lines.push(`      if [[ "$cur" == -* ]]; then COMPREPLY=( $(compgen -W ${shq(options.flatMap((o) => o.names).join(' '))} -- "$cur") ); return 0; fi`);
+    if (c.subcommands.length) lines.push(`      COMPREPLY=( $(compgen -W ${shq(c.subcommands.map((s) => s.name).join(' '))} -- "$cur") )`);
+    else if (c.args && c.args.kind !== 'free') lines.push(bashValue(c.args, '      '));
+    lines.push('      ;;');
+  }
+  lines.push('  esac', '  return 0', '}', `complete -F ${fn} ${root.name}`, '');
+  return lines.join('\n');
+}
+
+/** Text inside `[...]` of an _arguments spec, or after `name:` in _describe: brackets and colons are special. */
+const zdesc = (s: string) => s.replace(/\\/g, '\\\\').replace(/([[\]:])/g, '\\$1').replace(/\s+/g, ' ');
+
+function zshAction(v: ValueKind): string {
+  switch (v.kind) {
+    case 'file':
+      return '_files';
+    case 'dir':
+      return '_files -/';
+    case 'choices':
+      return `(${v.choices.join(' ')})`;
+    case 'free':
+      return ' ';
+  }
+}
+
+function zshSpecs(options: OptModel[]): string[] {
+  return options.map((o) => {
+    const value = o.value ? `:${o.label}:${zshAction(o.value)}` : '';
+    const body = `[${zdesc(o.description)}]${value}`;
+    const exclusive = o.repeatable ? '*' : o.names.length > 1 ? `(${o.names.join(' ')})` : '';
+    return o.names.length > 1 ? `${shq(exclusive)}{${o.names.join(',')}}${shq(body)}` : shq(`${exclusive}${o.names[0]}${body}`);
+  });
+}
+
+/** One zsh function per command: leaves complete their options and arguments, others dispatch to their subcommands. */
+function zshFunction(c: CmdModel, fn: (c: CmdModel) => string, rootName: string): string[] {
+  const specs = c.path.length === 0 ? zshSpecs([HELP]) : zshSpecs(c.options);
+  const cont = (items: string[]) => items.map((s) => `    ${s} \\`);
+  if (c.subcommands.length === 0) {
+    const positional = c.args ? [shq(`*: :${zshAction(c.args)}`)] : [];
+    const items = [...specs, ...positional];
+    return [`${fn(c)}() {`, `  _arguments $globals${items.length ? ' \\' : ''}`, ...cont(items).map((l, i) => (i === items.length - 1 ? l.slice(0, -2) : l)), '}'];
+  }
+  return [
+    `${fn(c)}() {`,
+    '  local curcontext="$curcontext" state line',
+    '  typeset -A opt_args',
+    '  local -a commands',
+    '  commands=(',
+    ...c.subcommands.map((s) => `    ${shq(`${s.name}:${zdesc(s.description)}`)}`),
+    '  )',
+    '  _arguments -C $globals \\',
+    ...cont(specs),
+    "    '1: :->command' \\",
+    "    '*:: :->args' && return",
+    '  case $state in',
+    `    command) _describe -t commands ${shq(`${[rootName, ...c.path].join(' ')} command`)} commands ;;`,
+    '    args)',
+    '      case $line[1] in',
+    ...c.subcommands.map((s) => `        ${s.name}) ${fn(s)} ;;`),
+    '      esac ;;',
+    '  esac',
+    '}',
+  ];
+}
+
+function zshScript(program: Command): string {
+  const root = model(program, []);
+  const main = `_${root.name}`;
+  const fn = (c: CmdModel) => (c.path.length === 0 ? main : `${main}__${c.path.join('__')}`);
+  const lines = [
+    `#compdef ${root.name}`,
+    `# zsh completion for ${root.name}; generated by \`${root.name} completion zsh\`.`,
+    `# Load it with: source <(${root.name} completion zsh)  (after compinit), or save it as ${main} in a directory on $fpath.`,
+    ...walk(root).slice(1).flatMap((c) => zshFunction(c, fn, root.name)),
+    '',
+    // The globals are set once here and seen by every function above (zsh scoping is dynamic).
+    `${main}() {`,
+    '  local -a globals',
+    '  globals=(',
+    ...zshSpecs(root.options.filter((o) => o !== HELP)).map((g) => `    ${g}`),
+    '  )',
+    `  ${main}__root "$@"`,
+    '}',
+    ...zshFunction(root, (c) => (c.path.length === 0 ? `${main}__root` : fn(c)), root.name),
+    '',
+    `if [[ "\${funcstack[1]}" == "${main}" ]]; then`,
+    `  ${main} "$@"`,
+    'else',
+    `  compdef ${main} ${root.name}`,
+    'fi',
+    '',
+  ];
+  return lines.join('\n');
+}
+
+export function completionScript(program: Command, shell: CompletionShell): string {
+  return shell === 'bash' ? bashScript(program) : zshScript(program);
+}
+
+export function register(program: Command, run: Runner): void {
+  program
+    .command('completion')
+    .description('print a shell completion script (bash: source <(runc-rollout completion bash))')
+    .addArgument(new Argument('<shell>', 'bash or zsh').choices(COMPLETION_SHELLS))
+    .action(
+      run(async (ctx, shell) => {
+        ctx.stdout.write(completionScript(program, shell as CompletionShell));
+      }),
+    );
+}
