@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import type { NodeSpec } from './types.js';
 
 /**
- * Each limit is a name glob (`worker-*`, `{db,web}-?`) or `label=value`
+ * Each limit is a name glob (`worker-*`, `{db,web}-?`), an Ansible group name, or `label=value`
  * (value may be a glob too). Several limits are a union; the inventory's order
  * is kept. A limit that matches nothing is refused: it is almost always a typo,
  * and silently acting on fewer nodes than meant is worse than stopping.
@@ -25,7 +25,7 @@ export function selectNodes(nodes: NodeSpec[], limits: string[]): NodeSpec[] {
     const names = unmatched.map((l) => JSON.stringify(l)).join(', ');
     throw new InputError(
       `--limit ${names} matched no node${unmatched.length > 1 ? ' (each)' : ''}`,
-      unmatched.map((l) => `--limit ${JSON.stringify(l)}: matches no node name${l.includes('=') ? ' or label' : ''}`),
+      unmatched.map((l) => `--limit ${JSON.stringify(l)}: matches no node ${l.includes('=') ? 'label' : 'name or group'}`),
     );
   }
   return nodes.filter((n) => picked.has(n));
@@ -41,5 +41,5 @@ function compile(limit: string): (node: NodeSpec) => boolean {
   }
   if (eq === 0) throw new InputError(`--limit ${JSON.stringify(limit)}: label name missing before "="`);
   const name = picomatch(limit, { dot: true });
-  return (n) => name(n.name);
+  return (n) => name(n.name) || (n.groups?.includes(limit) ?? false);
 }

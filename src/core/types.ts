@@ -44,6 +44,8 @@ export interface NodeSpec {
   /** Site-specific smoke command run in addition to the built-in smoke container. */
   smokeCommand?: string;
   labels: Record<string, string>;
+  /** Ansible groups the node belongs to (ancestors included); `--limit GROUP` selects by them. */
+  groups?: string[];
 }
 
 export interface Inventory {

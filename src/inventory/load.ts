@@ -6,7 +6,8 @@ import { dirname, resolve } from 'node:path';
 import YAML from 'yaml';
 import type { Inventory } from '../core/types.js';
 import { InputError, errorMessage } from '../errors.js';
-import { resolveInventory } from './resolve.js';
+import { detectInventoryFormat, parseAnsibleInventory, withOrigins } from './ansible.js';
+import { resolveInventory, type SshOverrides } from './resolve.js';
 
 /** A real fleet's inventory is kilobytes; anything near this is a mistake (or an attack on the parser). */
 export const MAX_INVENTORY_BYTES = 5 * 1024 * 1024;
@@ -14,6 +15,8 @@ export const MAX_INVENTORY_BYTES = 5 * 1024 * 1024;
 export interface LoadOptions {
   /** Home directory for `~` expansion (default: the current user's). */
   home?: string;
+  /** Command-line SSH settings that beat the inventory's (both formats). */
+  overrides?: SshOverrides;
 }
 
 export async function loadInventory(path: string, opts: LoadOptions = {}): Promise<Inventory> {
@@ -22,10 +25,17 @@ export async function loadInventory(path: string, opts: LoadOptions = {}): Promi
   return parseInventory(text, abs, opts);
 }
 
-/** Parse inventory text as if read from `path` (absolute). */
+/**
+ * Parse inventory text as if read from `path` (absolute). Native runc-rollout
+ * YAML and Ansible's INI and YAML inventories are told apart by content; an
+ * Ansible inventory is mapped onto the native shape and then meets the same
+ * validation, with each problem traced back to its line in the Ansible file.
+ */
 export function parseInventory(text: string, path: string, opts: LoadOptions = {}): Inventory {
   const fail = (message: string, issues: string[] = []) => new InputError(`inventory ${path}: ${message}`, issues);
   if (text.trim() === '') throw fail('the file is empty; it needs at least a `nodes:` list');
+  const format = detectInventoryFormat(path, text);
+  if (format !== 'native') return parseAnsible(text, path, format, opts);
 
   const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -50,12 +60,22 @@ export function parseInventory(text: string, path: string, opts: LoadOptions = {
     throw fail(`the top level must be a mapping with a \`nodes:\` list, got ${got}`);
   }
 
-  const { nodes, issues, warnings } = resolveInventory(raw, { dir: dirname(path), home: opts.home ?? homedir() });
+  const { nodes, issues, warnings } = resolveInventory(raw, { dir: dirname(path), home: opts.home ?? homedir(), overrides: opts.overrides });
   const yamlWarnings = doc.warnings.map((w) => `line ${w.linePos?.[0]?.line ?? '?'}: ${(w.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '')}`);
   if (issues.length > 0) {
     throw fail(`${issues.length} problem${issues.length === 1 ? '' : 's'}: ${issues[0]}${issues.length > 1 ? ' ...' : ''}`, issues);
   }
   return { path, nodes, warnings: [...yamlWarnings, ...warnings] };
+}
+
+function parseAnsible(text: string, path: string, format: 'ansible-ini' | 'ansible-yaml', opts: LoadOptions): Inventory {
+  const conv = parseAnsibleInventory(text, path, format, { sshUser: opts.overrides?.user });
+  const { nodes, issues, warnings } = resolveInventory(conv.raw, { dir: dirname(path), home: opts.home ?? homedir(), overrides: opts.overrides });
+  if (issues.length > 0) {
+    const traced = withOrigins(issues, conv.origins);
+    throw new InputError(`inventory ${path} (${format}): ${traced.length} problem${traced.length === 1 ? '' : 's'}: ${traced[0]}${traced.length > 1 ? ' ...' : ''}`, traced);
+  }
+  return { path, nodes, warnings: [...conv.warnings, ...withOrigins(warnings, conv.origins)] };
 }
 
 async function readCapped(abs: string): Promise<string> {

@@ -19,6 +19,16 @@ export interface ResolveContext {
   /** Folder of the inventory file: relative local paths resolve from here. */
   dir: string;
   home: string;
+  /** Command-line SSH settings (--ssh-user, --ssh-port, --identity, --known-hosts); they beat the inventory. */
+  overrides?: SshOverrides;
+}
+
+export interface SshOverrides {
+  user?: string;
+  port?: number;
+  /** Absolute paths. */
+  identityFile?: string;
+  knownHosts?: string;
 }
 
 export interface ResolveResult {
@@ -64,7 +74,7 @@ export function resolveInventory(raw: unknown, ctx: ResolveContext): ResolveResu
     if (!node) return;
     const at = (...p: (string | number)[]) => formatPath(['nodes', i, ...p]);
 
-    const ssh = { ...SSH_DEFAULTS, ...strip(topSsh), ...strip(node.ssh ?? {}) };
+    const ssh = { ...SSH_DEFAULTS, ...strip(topSsh), ...strip(node.ssh ?? {}), ...definedOnly(ctx.overrides ?? {}) };
     const local = (field: 'identityFile' | 'knownHosts', p: string | undefined): string | undefined => {
       if (p === undefined) return undefined;
       const r = resolveLocalPath(p, ctx);
@@ -98,6 +108,7 @@ export function resolveInventory(raw: unknown, ctx: ResolveContext): ResolveResu
       },
       labels: node.labels ?? {},
     };
+    if (node.groups?.length) spec.groups = [...node.groups];
     const runcPath = node.runc?.path ?? topRunc.path;
     if (runcPath) spec.runcPath = runcPath;
     const smoke = node.smoke?.command ?? topSmoke.command;
@@ -140,6 +151,10 @@ function duplicates(rawNodes: unknown[], topSsh: RawSsh): string[] {
     }
   });
   return issues;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Drop undefined (and the jumpHost, handled separately) so spreading keeps defaults. */

@@ -149,6 +149,7 @@ export const nodeSchema = z.object({
   runc: runcSchema.nullish(),
   smoke: smokeSchema.nullish(),
   labels: labelsSchema.nullish(),
+  groups: z.array(nodeNameField).nullish(),
 });
 
 export const inventorySchema = z.object({

@@ -43,7 +43,7 @@ describe('selectNodes', () => {
     try {
       run();
     } catch (err) {
-      expect((err as InputError).issues).toEqual(['--limit "wbe-1": matches no node name', '--limit "pool=cpu": matches no node name or label']);
+      expect((err as InputError).issues).toEqual(['--limit "wbe-1": matches no node name or group', '--limit "pool=cpu": matches no node label']);
     }
   });
 
@@ -51,5 +51,20 @@ describe('selectNodes', () => {
     expect(() => selectNodes(fleet, ['rack=*'])).toThrow('--limit "rack=*" matched no node');
     expect(() => selectNodes(fleet, ['=web'])).toThrow('--limit "=web": label name missing before "="');
     expect(() => selectNodes(fleet, [' '])).toThrow('--limit: empty value');
+  });
+});
+
+describe('selectNodes by Ansible group', () => {
+  const grouped = [
+    { ...node('cp-1'), groups: ['control_plane', 'k8s'] },
+    { ...node('worker-01'), groups: ['k8s', 'workers'] },
+    node('edge-01'),
+  ];
+  it('selects the members of a group, ancestors included', () => {
+    expect(names(selectNodes(grouped, ['workers']))).toEqual(['worker-01']);
+    expect(names(selectNodes(grouped, ['k8s']))).toEqual(['cp-1', 'worker-01']);
+  });
+  it('matches group names exactly, not as globs', () => {
+    expect(() => selectNodes(grouped, ['k8*'])).toThrow('matched no node');
   });
 });
