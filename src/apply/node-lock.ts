@@ -202,13 +202,15 @@ export interface UnlockScriptOptions {
   remove?: string[];
   /** stdin carries a new state.json. */
   writeState?: boolean;
+  /** NodeRun.smokeId: whose smoke bundle to remove (default: runId). */
+  smokeId?: string;
   stateDir?: string;
 }
 
 /** Releases the lock only if this run holds it, and removes the run's smoke bundle. */
 export function buildUnlockScript(o: UnlockScriptOptions): string {
   const stateDir = o.stateDir ?? STATE_DIR;
-  const sm = smokePaths(o.runId, stateDir);
+  const sm = smokePaths(o.smokeId ?? o.runId, stateDir);
   const removes = (o.remove ?? []).map((f) => `rm -f ${q(f)}\n[ ! -e ${q(f)} ] || rr_die ${q(`could not remove ${f}`)}\n`).join('');
   return `${prelude()}
 ${removes}rm -rf ${q(sm.bundle)}

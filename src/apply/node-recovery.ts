@@ -14,7 +14,7 @@ import { first, parseRecords } from './script-common.js';
 export async function releaseUnchanged(run: NodeRun, remove: string[]): Promise<string> {
   run.start('unlock');
   try {
-    await run.exec('unlock', 'cleaning up and releasing the lock', buildUnlockScript({ runId: run.runId, remove }), { timeoutMs: 60_000 });
+    await run.exec('unlock', 'cleaning up and releasing the lock', buildUnlockScript({ runId: run.runId, smokeId: run.smokeId, remove }), { timeoutMs: 60_000 });
     run.finish('unlock', 'ok', remove.length ? `removed ${remove.join(', ')}; lock released` : 'lock released');
     return remove.length ? `staged file removed, lock released` : 'lock released';
   } catch (err) {
@@ -81,7 +81,7 @@ export async function rollBackToRecord(
   run.finish('rollback', 'ok', smokeOk ? `${did}; smoke of the restored runc passed` : `${did}; WARNING: ${shortDetail(smokeError ?? '')}`);
   run.start('unlock');
   try {
-    await run.exec('unlock', 'recording the rollback and releasing the lock', buildUnlockScript({ runId: run.runId, writeState: true }), {
+    await run.exec('unlock', 'recording the rollback and releasing the lock', buildUnlockScript({ runId: run.runId, smokeId: run.smokeId, writeState: true }), {
       stdin: serializeState(withPhase(record, 'rolled-back', run.runId)),
       timeoutMs: 60_000,
     });

@@ -38,6 +38,15 @@ export class NodeRun {
     readonly smokeTimeoutMs: number,
   ) {}
 
+  /**
+   * Names this node's smoke bundle, container and cgroup. Per node, not just
+   * per run: where nodes share a cgroup tree (test fleets, nested setups) two
+   * nodes' smokes of one run must not collide or clean up each other.
+   */
+  get smokeId(): string {
+    return `${this.runId}.${this.node}`;
+  }
+
   private emit(step: StepName, status: NodeEvent['status'], message?: string): void {
     const e: NodeEvent = { node: this.node, step, status, at: new Date().toISOString() };
     if (message !== undefined) e.message = message;
@@ -109,9 +118,9 @@ export class NodeRun {
 
   /** The smoke container with `runcPath`; the bundle is uploaded with the first smoke, and again after a failed one removed it. */
   async smoke(step: StepName, label: SmokeLabel, runcPath: string, facts: RunFacts, customCommand?: string): Promise<string> {
-    const paths = smokePaths(this.runId);
+    const paths = smokePaths(this.smokeId);
     const prepare = this.smokeReady ? false : { gzip: facts.hasGzip };
-    const script = buildSmokeScript({ runcPath, runId: this.runId, label, timeoutSec: this.smokeTimeoutMs / 1000, prepare, customCommand });
+    const script = buildSmokeScript({ runcPath, runId: this.smokeId, label, timeoutSec: this.smokeTimeoutMs / 1000, prepare, customCommand });
     let stdin: Buffer | undefined;
     if (prepare) {
       const json = Buffer.from(JSON.stringify(buildSmokeConfig({ hasLib64: facts.hasLib64, cgroupName: paths.cgroupName })));

@@ -199,7 +199,7 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
   let unlockNote: string | null = null;
   run.start('unlock');
   try {
-    await run.exec('unlock', 'recording completion and releasing the lock', buildUnlockScript({ runId: job.runId, writeState: final !== null }), { stdin: final ? serializeState(final) : undefined, timeoutMs: 60_000 });
+    await run.exec('unlock', 'recording completion and releasing the lock', buildUnlockScript({ runId: job.runId, smokeId: run.smokeId, writeState: final !== null }), { stdin: final ? serializeState(final) : undefined, timeoutMs: 60_000 });
     run.finish('unlock', 'ok', final ? 'state.json marked done; lock released' : 'lock released');
   } catch (err) {
     unlockNote = `the node is done, but recording it failed: ${errorMessage(err).split('\n')[0]}; the lock may remain (the next run reports it stale)`;
