@@ -1,0 +1,146 @@
+// `runc-rollout apply`: plan, confirm, then upgrade the fleet batch by batch.
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { defaultReportPath, newRunId } from '../apply/report.js';
+import { describeBudget, parseBatchSize, parseCount, parseDuration, parseFailureBudget } from '../core/batching.js';
+import { parsePlanFile } from '../core/plan-schema.js';
+import { pendingChanges } from '../core/plan.js';
+import type { Plan } from '../core/types.js';
+import { InputError } from '../errors.js';
+import { createApplyView } from '../output/apply-view.js';
+import { renderPlanTable } from '../output/plan-table.js';
+import { DEFAULT_REPO } from '../release/fetch.js';
+import { runApply } from '../workflows/apply.js';
+import { DEFAULT_PARALLEL } from '../workflows/plan.js';
+import type { CliContext } from './context.js';
+import type { Runner } from './main.js';
+import { askYesNo, finishRun, humanOut, lockOwner, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
+
+interface ApplyFlags {
+  inventory?: string;
+  version?: string;
+  limit: string[];
+  batch: string;
+  canary: string;
+  pause: string;
+  maxFailures: string;
+  smokeTimeout: string;
+  parallel: string;
+  report?: string;
+  yes: boolean;
+  forceUnlock: boolean;
+  allowDowngrade: boolean;
+  repo?: string;
+  pre: boolean;
+  releaseDir?: string;
+  insecureSkipSignature: boolean;
+  allowVulnerable: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** commander reports flag errors itself, with usage, before anything runs. */
+function checked<T>(parse: (s: string) => T): (s: string) => string {
+  return (s) => {
+    try {
+      parse(s);
+      return s;
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+export async function applyAction(ctx: CliContext, planFile: string | undefined, flags: ApplyFlags): Promise<number> {
+  const g = ctx.globals();
+  requireConfirmable(ctx, flags.yes, 'apply');
+  if (!planFile && !flags.inventory) throw new InputError('apply needs -i INVENTORY (or a saved plan file)');
+  if (!planFile && !flags.version) throw new InputError('apply needs --version V (or a saved plan file)');
+  let savedPlan: { path: string; plan: Plan } | undefined;
+  if (planFile) {
+    const path = resolve(ctx.cwd, planFile);
+    savedPlan = { path, plan: parsePlanFile(await readFile(path, 'utf8'), path) };
+  }
+  const batch = parseBatchSize(flags.batch);
+  const maxFailures = parseFailureBudget(flags.maxFailures);
+  const runId = newRunId();
+  const reportPath = flags.report ? resolve(ctx.cwd, flags.report) : defaultReportPath(ctx.cwd, runId);
+  const out = humanOut(ctx);
+  const colour = Boolean((out as { isTTY?: boolean }).isTTY) && ctx.log.colour;
+  const view = createApplyView({ out, interactive: ctx.interactive });
+
+  try {
+    const { report } = await runApply({
+      ...(flags.inventory ? { inventoryPath: resolve(ctx.cwd, flags.inventory) } : {}),
+      ...(savedPlan ? { savedPlan } : {}),
+      limit: flags.limit,
+      release: {
+        repo: savedPlan?.plan.release.repo ?? flags.repo ?? DEFAULT_REPO,
+        ...(flags.version ? { version: flags.version } : {}),
+        pre: flags.pre,
+        githubApiUrl: g.githubApiUrl,
+        ...(g.githubToken ? { token: g.githubToken } : {}),
+        cacheDir: g.cacheDir,
+        ...(g.keyring ? { keyringPath: g.keyring } : {}),
+        ...(flags.releaseDir ? { releaseDir: resolve(ctx.cwd, flags.releaseDir) } : {}),
+        insecureSkipSignature: flags.insecureSkipSignature,
+        allowVulnerable: flags.allowVulnerable,
+      },
+      transport: transportFor(ctx),
+      parallel: parseCount(flags.parallel, '--parallel', 1),
+      allowDowngrade: flags.allowDowngrade,
+      batch,
+      canary: parseCount(flags.canary, '--canary'),
+      pauseMs: parseDuration(flags.pause, '--pause'),
+      maxFailures,
+      smokeTimeoutMs: parseDuration(flags.smokeTimeout, '--smoke-timeout'),
+      forceUnlock: flags.forceUnlock,
+      lockOwner: lockOwner(),
+      runId,
+      toolVersion: toolVersion(),
+      reportPath,
+      onPlan: (plan) => {
+        out.write(renderPlanTable(plan, { colour }));
+        out.write(`Failure budget: ${describeBudget(maxFailures, plan.nodes.length)}.\n`);
+      },
+      confirm: async (plan) => {
+        if (flags.yes) return true;
+        const n = pendingChanges(plan).length;
+        return askYesNo(ctx, `Apply this plan (${n} node${n === 1 ? '' : 's'} to change)?`);
+      },
+      onEvent: (e) => view.handle(e),
+      log: ctx.log,
+      signal: ctx.signal,
+    });
+    await view.close();
+    return finishRun(ctx, report, reportPath);
+  } finally {
+    await view.close();
+  }
+}
+
+export function register(program: Command, run: Runner): void {
+  program
+    .command('apply [plan-file]')
+    .description('upgrade runc on the fleet: verified release, staged smoke test, atomic swap, sysctl restore, automatic rollback')
+    .option('-i, --inventory <file>', 'inventory file (default with a saved plan: the one it was made from)')
+    .option('--version <version>', 'target runc release: v1.2.9, 1.2.9, latest, or a range like ~1.2')
+    .option('-l, --limit <pattern>', 'only nodes whose name matches the glob, or label=value (repeatable)', collect, [] as string[])
+    .option('--batch <n|p%>', 'nodes changed at once, or a percentage of the selected nodes', checked(parseBatchSize), '1')
+    .option('--canary <n>', 'nodes upgraded first, as their own batch', checked((s) => parseCount(s, '--canary')), '0')
+    .option('--pause <duration>', 'wait between batches (e.g. 30s, 2m)', checked(parseDuration), '0')
+    .option('--max-failures <n|p%>', 'failed nodes tolerated over the whole run before no further batch starts', checked(parseFailureBudget), '0')
+    .option('--smoke-timeout <duration>', 'time limit of each smoke container run', checked(parseDuration), '60s')
+    .option('--parallel <n>', 'nodes contacted at once (facts; and within a batch)', checked((s) => parseCount(s, '--parallel', 1)), String(DEFAULT_PARALLEL))
+    .option('--report <file>', 'write the run report here (default .runc-rollout/runs/RUN_ID.json)')
+    .option('-y, --yes', 'do not ask for confirmation (required without a terminal)', false)
+    .option('--force-unlock', "take over a node lock left by a controller that died", false)
+    .option('--allow-downgrade', 'carry out downgrades instead of refusing them', false)
+    .option('--repo <owner/name>', `GitHub repository of the releases (default ${DEFAULT_REPO})`)
+    .option('--pre', 'allow pre-releases when resolving --version', false)
+    .option('--release-dir <dir>', 'read the release files from this directory instead of GitHub (air-gapped)')
+    .option('--insecure-skip-signature', 'do not verify release signatures (lab use only)', false)
+    .option('--allow-vulnerable', 'allow a target version with known advisories', false)
+    .action(run(async (ctx, planFile, flags) => applyAction(ctx, planFile as string | undefined, flags as ApplyFlags)));
+}

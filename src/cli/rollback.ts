@@ -1,0 +1,81 @@
+// `runc-rollout rollback`: restore, on each node, what the last apply replaced.
+import { resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { defaultReportPath, newRunId } from '../apply/report.js';
+import { parseCount, parseDuration } from '../core/batching.js';
+import { createApplyView } from '../output/apply-view.js';
+import { runRollback } from '../workflows/rollback.js';
+import { DEFAULT_PARALLEL } from '../workflows/plan.js';
+import type { CliContext } from './context.js';
+import type { Runner } from './main.js';
+import { askYesNo, finishRun, humanOut, lockOwner, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
+
+interface RollbackFlags {
+  inventory: string;
+  limit: string[];
+  smokeTimeout: string;
+  parallel: string;
+  report?: string;
+  yes: boolean;
+  forceUnlock: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function checked<T>(parse: (s: string) => T): (s: string) => string {
+  return (s) => {
+    try {
+      parse(s);
+      return s;
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+export async function rollbackAction(ctx: CliContext, flags: RollbackFlags): Promise<number> {
+  requireConfirmable(ctx, flags.yes, 'roll back');
+  const runId = newRunId();
+  const reportPath = flags.report ? resolve(ctx.cwd, flags.report) : defaultReportPath(ctx.cwd, runId);
+  const out = humanOut(ctx);
+  const view = createApplyView({ out, interactive: ctx.interactive });
+  try {
+    const { report } = await runRollback({
+      inventoryPath: resolve(ctx.cwd, flags.inventory),
+      limit: flags.limit,
+      transport: transportFor(ctx),
+      parallel: parseCount(flags.parallel, '--parallel', 1),
+      smokeTimeoutMs: parseDuration(flags.smokeTimeout, '--smoke-timeout'),
+      forceUnlock: flags.forceUnlock,
+      lockOwner: lockOwner(),
+      runId,
+      toolVersion: toolVersion(),
+      reportPath,
+      confirm: async (nodes) => {
+        out.write(`Rolling back ${nodes.length} node${nodes.length === 1 ? '' : 's'} to what their last apply replaced: ${nodes.map((n) => n.name).join(', ')}\n`);
+        return flags.yes || askYesNo(ctx, 'Roll back these nodes?');
+      },
+      onEvent: (e) => view.handle(e),
+      log: ctx.log,
+      signal: ctx.signal,
+    });
+    await view.close();
+    return finishRun(ctx, report, reportPath);
+  } finally {
+    await view.close();
+  }
+}
+
+export function register(program: Command, run: Runner): void {
+  program
+    .command('rollback')
+    .description("restore each node's runc binary and sysctl values from before its last apply (from the node's state file)")
+    .requiredOption('-i, --inventory <file>', 'inventory file')
+    .option('-l, --limit <pattern>', 'only nodes whose name matches the glob, or label=value (repeatable)', collect, [] as string[])
+    .option('--smoke-timeout <duration>', 'time limit of the smoke container run of the restored binary', checked(parseDuration), '60s')
+    .option('--parallel <n>', 'nodes restored at once', checked((s) => parseCount(s, '--parallel', 1)), String(DEFAULT_PARALLEL))
+    .option('--report <file>', 'write the run report here (default .runc-rollout/runs/RUN_ID.json)')
+    .option('-y, --yes', 'do not ask for confirmation (required without a terminal)', false)
+    .option('--force-unlock', 'take over a node lock left by a controller that died', false)
+    .action(run(async (ctx, flags) => rollbackAction(ctx, flags as RollbackFlags)));
+}

@@ -1,0 +1,69 @@
+// What `apply` and `rollback` share at the CLI edge: the confirmation prompt,
+// the transport built from the environment, who holds the node lock, and the
+// end of a run (summary, report on stdout). Not a command: no `register`.
+import { readFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+import { createInterface } from 'node:readline/promises';
+import type { Writable } from 'node:stream';
+import type { RunReport } from '../apply/report.js';
+import { ExitCode, InterruptedError, RolloutError } from '../errors.js';
+import { renderSummary } from '../output/run-summary.js';
+import { createSshTransport } from '../ssh/ssh2-transport.js';
+import type { Transport } from '../ssh/transport.js';
+import type { CliContext } from './context.js';
+
+export function toolVersion(): string {
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+export function transportFor(ctx: CliContext): Transport {
+  return createSshTransport({
+    ...(ctx.env.SSH_AUTH_SOCK ? { agentSocket: ctx.env.SSH_AUTH_SOCK } : {}),
+    ...(ctx.env.RUNC_ROLLOUT_KEY_PASSPHRASE ? { keyPassphrase: ctx.env.RUNC_ROLLOUT_KEY_PASSPHRASE } : {}),
+    log: ctx.log,
+  });
+}
+
+/** Written into each node's lock, so whoever finds it knows whom to ask. */
+export function lockOwner(): string {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (some containers): the pid and host still identify us
+  }
+  return `${user}@${hostname()} pid ${process.pid}`;
+}
+
+/** Human output goes to stdout, unless stdout carries JSON. */
+export function humanOut(ctx: CliContext): Writable {
+  return ctx.globals().json ? ctx.stderr : ctx.stdout;
+}
+
+/** Without a terminal there is nobody to answer: refuse up front rather than hang or assume yes. */
+export function requireConfirmable(ctx: CliContext, yes: boolean, what: string): void {
+  if (yes || ctx.interactive) return;
+  throw new RolloutError(`refusing to ${what} without confirmation: no terminal to ask on (CI or non-interactive). Review it (runc-rollout plan) and pass --yes.`, {
+    exitCode: ExitCode.refused,
+  });
+}
+
+/** y/N on the terminal; an interrupt while asking counts as no. */
+export async function askYesNo(ctx: CliContext, question: string): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: ctx.stderr, terminal: true });
+  try {
+    const answer = await rl.question(`${question} [y/N] `, { signal: ctx.signal });
+    return /^y(es)?$/i.test(answer.trim());
+  } catch (err) {
+    if (ctx.signal.aborted) throw new InterruptedError('interrupted at the confirmation prompt; nothing was changed');
+    throw err;
+  } finally {
+    rl.close();
+  }
+}
+
+export function finishRun(ctx: CliContext, report: RunReport, reportPath: string): number {
+  humanOut(ctx).write(renderSummary(report, reportPath));
+  if (ctx.globals().json) ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  return report.exitCode;
+}

@@ -1,0 +1,81 @@
+// The human summary after an apply or rollback: for every node, what happened
+// and what state it is in now, so nobody has to read the JSON to know whether
+// to act. Failures come with their error tail and any manual commands.
+import type { RunReport } from '../apply/report.js';
+import type { NodeOutcome, StepName } from '../apply/types.js';
+import { short } from './apply-view.js';
+
+const BEFORE_SWAP = new Set<StepName | null>(['lock', 'stage', 'staged-smoke', 'backup']);
+
+function sysctlText(o: NodeOutcome): string {
+  const b = o.sysctl.before?.live;
+  const a = o.sysctl.after?.live;
+  if (a === undefined || a === null) return '';
+  return b === a ? `sysctl ${a}` : `sysctl ${b ?? '?'} -> ${a}`;
+}
+
+/** Where the node stands now, in words. */
+export function nodeState(o: NodeOutcome, command: RunReport['command'] = 'apply'): string {
+  const from = `${o.from?.version ?? '?'} (sha256 ${short(o.from?.sha256)})`;
+  if (command === 'rollback') {
+    if (o.status === 'rolled-back') return `restored: runs ${o.to?.version ?? '?'} (sha256 ${short(o.to?.sha256)})`;
+    if (o.status === 'unchanged') return 'nothing to restore';
+    if (o.status === 'failed' && o.rollback?.ok) return `restored ${o.to?.version ?? '?'}, BUT its smoke test FAILED`;
+  }
+  switch (o.status) {
+    case 'upgraded':
+      return `runs ${o.to?.version ?? '?'} (sha256 ${short(o.to?.sha256)})`;
+    case 'unchanged':
+      return `runs ${from}, as before`;
+    case 'rolled-back':
+      if (BEFORE_SWAP.has(o.failedStep)) return `untouched: runs ${from}, staged file cleaned up`;
+      return `original restored: runs ${from}` + (o.rollback?.smokeOk === false ? '; BUT the smoke test of the restored binary FAILED' : '');
+    case 'failed':
+      if (BEFORE_SWAP.has(o.failedStep) && !o.rollback) return `runc not replaced: runs ${from}`;
+      return 'NEEDS ATTENTION: the node may not have a working runc; see the commands below';
+    case 'unknown':
+      return 'UNKNOWN: the connection was lost while the node was being changed; check it by hand';
+    case 'not-attempted':
+      return `untouched: runs ${from}`;
+    case 'unreachable':
+      return 'untouched (could not connect)';
+  }
+}
+
+export function renderSummary(report: RunReport, reportPath: string | null): string {
+  const lines: string[] = [];
+  const width = Math.max(4, ...report.nodes.map((n) => n.name.length));
+  const counts = Object.entries(report.summary)
+    .filter(([k, v]) => k !== 'total' && v > 0)
+    .map(([k, v]) => `${v} ${k}`)
+    .join(', ');
+  const what = report.command === 'rollback' ? 'rollback' : `apply of ${report.release?.repo ?? ''} ${report.release?.tag ?? ''}`.trim();
+  lines.push('', `Summary of ${what}, run ${report.runId}: ${counts || 'no nodes'}`);
+  for (const o of report.nodes) {
+    const step = o.failedStep ? ` at ${o.failedStep}` : '';
+    const sysctl = sysctlText(o);
+    lines.push(`  ${o.name.padEnd(width)}  ${(o.status + step).padEnd(34)} ${nodeState(o, report.command)}${sysctl ? `; ${sysctl}` : ''}`);
+    if (o.backupPath && o.status === 'upgraded') lines.push(`  ${' '.repeat(width)}  backup: ${o.backupPath}`);
+    if (o.error && o.status !== 'upgraded' && o.status !== 'unchanged') {
+      for (const l of o.error.split('\n').slice(-8)) lines.push(`  ${' '.repeat(width)}  | ${l}`);
+    }
+    if (o.rollback && !o.rollback.ok) {
+      lines.push(`  ${' '.repeat(width)}  rollback FAILED: ${o.rollback.error ?? 'no detail'}`);
+      if (o.rollback.manualCommands.length) {
+        lines.push(`  ${' '.repeat(width)}  to finish by hand on ${o.host}:`);
+        for (const c of o.rollback.manualCommands) lines.push(`  ${' '.repeat(width)}    ${c}`);
+      }
+    }
+  }
+  if (report.stoppedReason === 'budget-exceeded') lines.push(`Stopped: more nodes failed than --max-failures ${report.options.maxFailures} allows; the rest were not attempted.`);
+  if (report.interrupted) lines.push('Interrupted: no new node was started; nodes in progress finished or rolled back.');
+  if (reportPath) lines.push(`Report: ${reportPath}`);
+  const next =
+    report.exitCode === 0
+      ? 'All nodes are in the desired state.'
+      : report.command === 'apply'
+        ? 'Re-running the same apply is safe: finished nodes are left as they are.'
+        : '';
+  if (next) lines.push(next);
+  return `${lines.join('\n')}\n`;
+}

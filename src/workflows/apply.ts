@@ -1,0 +1,125 @@
+// The `apply` flow: fresh facts + verified release -> plan (or a saved plan
+// checked against them) -> shown -> confirmed -> executed batch by batch ->
+// report written. Returns the report; never exits the process.
+//
+// Facts are gathered over one set of connections and the executor opens one
+// more per node for the change itself: runPlan closes its sessions, and a
+// confirmation prompt may keep the user away longer than an idle SSH
+// connection should be trusted to live.
+import { executePlan, type ExecutorEvent } from '../apply/executor.js';
+import { writeReport, type RunReport } from '../apply/report.js';
+import { planDrift } from '../core/drift.js';
+import { refusedNodes } from '../core/plan.js';
+import type { BatchSize, FailureBudget } from '../core/batching.js';
+import type { Plan } from '../core/types.js';
+import { InputError, RolloutError, ExitCode } from '../errors.js';
+import type { Logger } from '../output/logger.js';
+import type { ReleaseOptions } from '../release/fetch.js';
+import type { Transport } from '../ssh/transport.js';
+import { runPlan } from './plan.js';
+
+export interface ApplyOptions {
+  /** Inventory file; with a saved plan, defaults to the plan's. */
+  inventoryPath?: string;
+  /** A saved plan (`plan --out`), already parsed: applied only if nothing drifted. */
+  savedPlan?: { path: string; plan: Plan };
+  limit: string[];
+  /** Release source; `version` (and repo) come from the saved plan when there is one. */
+  release: Omit<ReleaseOptions, 'log' | 'signal' | 'version'> & { version?: string };
+  transport: Transport;
+  parallel?: number;
+  allowDowngrade: boolean;
+  batch: BatchSize;
+  canary: number;
+  pauseMs: number;
+  maxFailures: FailureBudget;
+  smokeTimeoutMs: number;
+  forceUnlock: boolean;
+  lockOwner: string;
+  runId: string;
+  toolVersion: string;
+  /** Where the run report is written (always, also for failed or interrupted runs). */
+  reportPath: string;
+  /** Asked once the plan is known and before any node is touched; false cancels (exit 3). */
+  confirm: (plan: Plan) => Promise<boolean>;
+  onPlan?: (plan: Plan) => void;
+  onEvent?: (e: ExecutorEvent) => void;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+export interface ApplyResult {
+  plan: Plan;
+  report: RunReport;
+  reportPath: string;
+}
+
+export async function runApply(opts: ApplyOptions): Promise<ApplyResult> {
+  const saved = opts.savedPlan?.plan;
+  if (saved && opts.limit.length > 0) {
+    throw new InputError('--limit cannot be combined with a saved plan: the plan already names its nodes', [`plan limit: ${saved.limit.join(', ') || '(all nodes)'}`]);
+  }
+  if (saved && opts.release.version !== undefined) {
+    throw new InputError(`--version cannot be combined with a saved plan: the plan is for ${saved.release.repo} ${saved.release.tag}`);
+  }
+  const inventoryPath = opts.inventoryPath ?? saved?.inventory;
+  if (!inventoryPath) throw new InputError('no inventory: pass -i FILE');
+  const version = saved ? saved.release.tag : opts.release.version;
+  if (!version) throw new InputError('no release: pass --version V (e.g. 1.2.9, latest) or a saved plan');
+
+  const { plan, inventory, release } = await runPlan({
+    inventoryPath,
+    limit: saved ? saved.limit : opts.limit,
+    // A saved plan names an exact tag, already chosen (a pre-release only if --pre allowed it then).
+    release: { ...opts.release, repo: saved ? saved.release.repo : opts.release.repo, version, pre: saved ? true : opts.release.pre },
+    transport: opts.transport,
+    parallel: opts.parallel,
+    allowDowngrade: saved ? saved.options.allowDowngrade : opts.allowDowngrade,
+    toolVersion: opts.toolVersion,
+    log: opts.log,
+    signal: opts.signal,
+  });
+
+  if (saved) {
+    const drift = planDrift(saved, plan);
+    if (drift.length > 0) {
+      throw new RolloutError(`saved plan ${opts.savedPlan?.path} no longer matches the fleet or the release; nothing was changed. Make a new plan.`, {
+        exitCode: ExitCode.refused,
+        details: drift,
+      });
+    }
+  }
+  // With no drift the fresh plan says the same as the saved one, with facts from seconds ago.
+  opts.onPlan?.(plan);
+  // Same rule as `plan`: a node that cannot be planned is fixed or left out with --limit, never skipped silently.
+  const refused = refusedNodes(plan);
+  if (refused.length > 0) {
+    throw new RolloutError(`${refused.length} node${refused.length === 1 ? '' : 's'} cannot be upgraded; nothing was changed. Fix them or leave them out with --limit.`, {
+      exitCode: ExitCode.refused,
+      details: refused.map((n) => `${n.name}: ${n.action}: ${n.error ?? 'no detail'}`),
+    });
+  }
+  if (!(await opts.confirm(plan))) throw new RolloutError('apply cancelled; nothing was changed', { exitCode: ExitCode.refused });
+
+  const selected = new Set(plan.nodes.map((n) => n.name));
+  const report = await executePlan({
+    plan,
+    nodes: inventory.nodes.filter((n) => selected.has(n.name)),
+    release,
+    transport: opts.transport,
+    batch: opts.batch,
+    canary: opts.canary,
+    pauseMs: opts.pauseMs,
+    maxFailures: opts.maxFailures,
+    smokeTimeoutMs: opts.smokeTimeoutMs,
+    runId: opts.runId,
+    lockOwner: opts.lockOwner,
+    forceUnlock: opts.forceUnlock,
+    parallel: opts.parallel,
+    signal: opts.signal,
+    onEvent: opts.onEvent,
+    toolVersion: opts.toolVersion,
+  });
+  await writeReport(report, opts.reportPath);
+  return { plan, report, reportPath: opts.reportPath };
+}
