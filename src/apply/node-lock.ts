@@ -62,7 +62,11 @@ RR_CP=$(rr_conn)
 RR_CS=
 [ -n "$RR_CP" ] && RR_CS=$(rr_stat "$RR_CP" 20)
 RR_LT="$RR_SD/.lock.${runToken(o.runId)}.$$"
-printf 'owner=%s\\nrun=%s\\npid=%s\\nstart=%s\\ntime=%s\\n' ${q(oneLine(o.lockOwner))} "$RR_RUN" "$RR_CP" "$RR_CS" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$RR_LT"
+# A full disk must not leave the temp file behind (set -e would exit before the rm below).
+printf 'owner=%s\\nrun=%s\\npid=%s\\nstart=%s\\ntime=%s\\n' ${q(oneLine(o.lockOwner))} "$RR_RUN" "$RR_CP" "$RR_CS" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$RR_LT" || {
+  rm -f "$RR_LT"
+  rr_die "cannot write the lock file in $RR_SD (disk full or read-only?)"
+}
 # link(2) fails when the name exists: creating the lock is atomic
 if ln "$RR_LT" "$RR_LOCK" 2>/dev/null; then
   RR_GOT=acquired
