@@ -14,31 +14,29 @@ import { DEFAULT_REPO } from '../release/fetch.js';
 import { runApply } from '../workflows/apply.js';
 import { DEFAULT_PARALLEL } from '../workflows/plan.js';
 import type { CliContext } from './context.js';
+import { toJUnitXml } from '../output/junit.js';
+import { runStepSummary } from '../output/step-summary.js';
+import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, writeCiOutputs, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
-import { askYesNo, finishRun, humanOut, lockOwner, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
+import { addPolicyOptions, policiesFrom, type PolicyFlags } from './apply-policies.js';
+import { describePolicies } from '../core/policies.js';
+import { DEFAULT_CONNECT_TIMEOUT, askYesNo, finishRun, humanOut, lockOwner, parseConnectTimeout, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
 
-interface ApplyFlags {
+interface ApplyFlags extends SelectionFlags, ReleaseFlags, PolicyFlags {
   inventory?: string;
-  version?: string;
-  limit: string[];
+  reportJunit?: string;
   batch: string;
   canary: string;
   pause: string;
   maxFailures: string;
   smokeTimeout: string;
+  connectTimeout: string;
   parallel: string;
   report?: string;
   yes: boolean;
   forceUnlock: boolean;
   allowDowngrade: boolean;
-  repo?: string;
-  pre: boolean;
-  releaseDir?: string;
-  insecureSkipSignature: boolean;
-  allowVulnerable: boolean;
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** commander reports flag errors itself, with usage, before anything runs. */
 function checked<T>(parse: (s: string) => T): (s: string) => string {
@@ -52,18 +50,18 @@ function checked<T>(parse: (s: string) => T): (s: string) => string {
   };
 }
 
-export async function applyAction(ctx: CliContext, planFile: string | undefined, flags: ApplyFlags): Promise<number> {
+export async function applyAction(ctx: CliContext, planFile: string | undefined, flags: ApplyFlags, cmd?: Command): Promise<number> {
   const g = ctx.globals();
   requireConfirmable(ctx, flags.yes, 'apply');
-  if (!planFile && !flags.inventory) throw new InputError('apply needs -i INVENTORY (or a saved plan file)');
-  if (!planFile && !flags.version) throw new InputError('apply needs --version V (or a saved plan file)');
+  if (!planFile && !flags.inventory && !flags.resume) throw new InputError('apply needs -i INVENTORY (or a saved plan file, or --resume RUN_REPORT)');
+  if (!planFile && !flags.version && !flags.resume) throw new InputError('apply needs --version V (or a saved plan file, or --resume RUN_REPORT)');
+  const policies = await policiesFrom(ctx, flags, cmd);
   let savedPlan: { path: string; plan: Plan } | undefined;
   if (planFile) {
     const path = resolve(ctx.cwd, planFile);
     savedPlan = { path, plan: parsePlanFile(await readFile(path, 'utf8'), path) };
   }
-  const batch = parseBatchSize(flags.batch);
-  const maxFailures = parseFailureBudget(flags.maxFailures);
+  const { batch, maxFailures } = policies;
   const runId = newRunId();
   const reportPath = flags.report ? resolve(ctx.cwd, flags.report) : defaultReportPath(ctx.cwd, runId);
   const out = humanOut(ctx);
@@ -74,24 +72,22 @@ export async function applyAction(ctx: CliContext, planFile: string | undefined,
     const { report } = await runApply({
       ...(flags.inventory ? { inventoryPath: resolve(ctx.cwd, flags.inventory) } : {}),
       ...(savedPlan ? { savedPlan } : {}),
-      limit: flags.limit,
+      ...selectionFrom(ctx, flags),
       release: {
+        ...releaseFrom(ctx, flags),
         repo: savedPlan?.plan.release.repo ?? flags.repo ?? DEFAULT_REPO,
         ...(flags.version ? { version: flags.version } : {}),
-        pre: flags.pre,
-        githubApiUrl: g.githubApiUrl,
-        ...(g.githubToken ? { token: g.githubToken } : {}),
-        cacheDir: g.cacheDir,
-        ...(g.keyring ? { keyringPath: g.keyring } : {}),
-        ...(flags.releaseDir ? { releaseDir: resolve(ctx.cwd, flags.releaseDir) } : {}),
-        insecureSkipSignature: flags.insecureSkipSignature,
-        allowVulnerable: flags.allowVulnerable,
       },
-      transport: transportFor(ctx),
+      transport: transportFor(ctx, parseConnectTimeout(flags.connectTimeout)),
       parallel: parseCount(flags.parallel, '--parallel', 1),
       allowDowngrade: flags.allowDowngrade,
       batch,
-      canary: parseCount(flags.canary, '--canary'),
+      canary: policies.canary,
+      onUnreachable: policies.onUnreachable,
+      onBudgetExceeded: policies.onBudgetExceeded,
+      windows: policies.windows,
+      ...(policies.now ? { now: policies.now } : {}),
+      ...(policies.resume ? { resume: policies.resume, resumeRepoGiven: flags.repo !== undefined } : {}),
       pauseMs: parseDuration(flags.pause, '--pause'),
       maxFailures,
       smokeTimeoutMs: parseDuration(flags.smokeTimeout, '--smoke-timeout'),
@@ -102,7 +98,7 @@ export async function applyAction(ctx: CliContext, planFile: string | undefined,
       reportPath,
       onPlan: (plan) => {
         out.write(renderPlanTable(plan, { colour }));
-        out.write(`Failure budget: ${describeBudget(maxFailures, plan.nodes.length)}.\n`);
+        for (const l of describePolicies(policies, plan.nodes.length)) out.write(`${l}\n`);
       },
       confirm: async (plan) => {
         if (flags.yes) return true;
@@ -114,6 +110,7 @@ export async function applyAction(ctx: CliContext, planFile: string | undefined,
       signal: ctx.signal,
     });
     await view.close();
+    await writeCiOutputs(ctx, flags.reportJunit, () => toJUnitXml(report), () => runStepSummary(report));
     return finishRun(ctx, report, reportPath);
   } finally {
     await view.close();
@@ -121,26 +118,24 @@ export async function applyAction(ctx: CliContext, planFile: string | undefined,
 }
 
 export function register(program: Command, run: Runner): void {
-  program
+  const cmd = program
     .command('apply [plan-file]')
     .description('upgrade runc on the fleet: verified release, staged smoke test, atomic swap, sysctl restore, automatic rollback')
     .option('-i, --inventory <file>', 'inventory file (default with a saved plan: the one it was made from)')
     .option('--version <version>', 'target runc release: v1.2.9, 1.2.9, latest, or a range like ~1.2')
-    .option('-l, --limit <pattern>', 'only nodes whose name matches the glob, or label=value (repeatable)', collect, [] as string[])
     .option('--batch <n|p%>', 'nodes changed at once, or a percentage of the selected nodes', checked(parseBatchSize), '1')
     .option('--canary <n>', 'nodes upgraded first, as their own batch', checked((s) => parseCount(s, '--canary')), '0')
     .option('--pause <duration>', 'wait between batches (e.g. 30s, 2m)', checked(parseDuration), '0')
     .option('--max-failures <n|p%>', 'failed nodes tolerated over the whole run before no further batch starts', checked(parseFailureBudget), '0')
     .option('--smoke-timeout <duration>', 'time limit of each smoke container run', checked(parseDuration), '60s')
+    .option('--connect-timeout <duration>', 'give up connecting to a node (TCP, SSH handshake, auth) after this long', checked(parseConnectTimeout), DEFAULT_CONNECT_TIMEOUT)
     .option('--parallel <n>', 'nodes contacted at once (facts; and within a batch)', checked((s) => parseCount(s, '--parallel', 1)), String(DEFAULT_PARALLEL))
     .option('--report <file>', 'write the run report here (default .runc-rollout/runs/RUN_ID.json)')
     .option('-y, --yes', 'do not ask for confirmation (required without a terminal)', false)
     .option('--force-unlock', "take over a node lock left by a controller that died", false)
-    .option('--allow-downgrade', 'carry out downgrades instead of refusing them', false)
-    .option('--repo <owner/name>', `GitHub repository of the releases (default ${DEFAULT_REPO})`)
-    .option('--pre', 'allow pre-releases when resolving --version', false)
-    .option('--release-dir <dir>', 'read the release files from this directory instead of GitHub (air-gapped)')
-    .option('--insecure-skip-signature', 'do not verify release signatures (lab use only)', false)
-    .option('--allow-vulnerable', 'allow a target version with known advisories', false)
-    .action(run(async (ctx, planFile, flags) => applyAction(ctx, planFile as string | undefined, flags as ApplyFlags)));
+    .option('--allow-downgrade', 'carry out downgrades instead of refusing them', false);
+  addPolicyOptions(cmd);
+  addSelectionOptions(cmd);
+  addReleaseOptions(cmd);
+  addCiOptions(cmd).action(run(async (ctx, planFile, flags, command) => applyAction(ctx, planFile as string | undefined, flags as ApplyFlags, command as Command)));
 }

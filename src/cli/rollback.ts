@@ -7,20 +7,22 @@ import { createApplyView } from '../output/apply-view.js';
 import { runRollback } from '../workflows/rollback.js';
 import { DEFAULT_PARALLEL } from '../workflows/plan.js';
 import type { CliContext } from './context.js';
+import { toJUnitXml } from '../output/junit.js';
+import { runStepSummary } from '../output/step-summary.js';
+import { addCiOptions, addSelectionOptions, selectionFrom, writeCiOutputs, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
-import { askYesNo, finishRun, humanOut, lockOwner, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
+import { DEFAULT_CONNECT_TIMEOUT, askYesNo, finishRun, humanOut, lockOwner, parseConnectTimeout, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
 
-interface RollbackFlags {
+interface RollbackFlags extends SelectionFlags {
   inventory: string;
-  limit: string[];
+  reportJunit?: string;
   smokeTimeout: string;
+  connectTimeout: string;
   parallel: string;
   report?: string;
   yes: boolean;
   forceUnlock: boolean;
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 function checked<T>(parse: (s: string) => T): (s: string) => string {
   return (s) => {
@@ -42,8 +44,8 @@ export async function rollbackAction(ctx: CliContext, flags: RollbackFlags): Pro
   try {
     const { report } = await runRollback({
       inventoryPath: resolve(ctx.cwd, flags.inventory),
-      limit: flags.limit,
-      transport: transportFor(ctx),
+      ...selectionFrom(ctx, flags),
+      transport: transportFor(ctx, parseConnectTimeout(flags.connectTimeout)),
       parallel: parseCount(flags.parallel, '--parallel', 1),
       smokeTimeoutMs: parseDuration(flags.smokeTimeout, '--smoke-timeout'),
       forceUnlock: flags.forceUnlock,
@@ -60,6 +62,7 @@ export async function rollbackAction(ctx: CliContext, flags: RollbackFlags): Pro
       signal: ctx.signal,
     });
     await view.close();
+    await writeCiOutputs(ctx, flags.reportJunit, () => toJUnitXml(report), () => runStepSummary(report));
     return finishRun(ctx, report, reportPath);
   } finally {
     await view.close();
@@ -67,12 +70,14 @@ export async function rollbackAction(ctx: CliContext, flags: RollbackFlags): Pro
 }
 
 export function register(program: Command, run: Runner): void {
-  program
+  const cmd = program
     .command('rollback')
     .description("restore each node's runc binary and sysctl values from before its last apply (from the node's state file)")
-    .requiredOption('-i, --inventory <file>', 'inventory file')
-    .option('-l, --limit <pattern>', 'only nodes whose name matches the glob, or label=value (repeatable)', collect, [] as string[])
+    .requiredOption('-i, --inventory <file>', 'inventory file (native YAML, or an Ansible INI/YAML inventory)');
+  addSelectionOptions(cmd);
+  addCiOptions(cmd)
     .option('--smoke-timeout <duration>', 'time limit of the smoke container run of the restored binary', checked(parseDuration), '60s')
+    .option('--connect-timeout <duration>', 'give up connecting to a node (TCP, SSH handshake, auth) after this long', checked(parseConnectTimeout), DEFAULT_CONNECT_TIMEOUT)
     .option('--parallel <n>', 'nodes restored at once', checked((s) => parseCount(s, '--parallel', 1)), String(DEFAULT_PARALLEL))
     .option('--report <file>', 'write the run report here (default .runc-rollout/runs/RUN_ID.json)')
     .option('-y, --yes', 'do not ask for confirmation (required without a terminal)', false)

@@ -45,6 +45,7 @@ export const PlanSchema = z.object({
   }),
   inventory: z.string().min(1),
   limit: z.array(z.string()),
+  shard: z.string().nullish(),
   options: z.object({ allowDowngrade: z.boolean() }),
   nodes: z.array(NodePlanSchema),
   summary: z.object({ upgrade: count, downgrade: count, unchanged: count, blocked: count, unreachable: count }),

@@ -18,6 +18,14 @@ export interface JumpHost {
   host: string;
   port: number;
   user: string;
+  /** This hop's own keys (from its ssh_config); default: the node's. */
+  identityFiles?: string[];
+  identitiesOnly?: boolean;
+  /** This hop's agent socket; null: no agent. Default: the node's. */
+  agentSocket?: string | null;
+  /** This hop's known_hosts files; default: the node's. */
+  knownHostsFiles?: string[];
+  hostKeyPolicy?: HostKeyPolicy;
 }
 
 /** Everything needed to open an SSH session to one node, fully resolved (no defaults left). */
@@ -33,6 +41,21 @@ export interface SshTarget {
   /** Run remote commands through `sudo -n`. */
   sudo: boolean;
   jumpHost?: JumpHost;
+  /** Private key files tried in order (ssh_config IdentityFile); when set, `identityFile` is its first entry. */
+  identityFiles?: string[];
+  /** Only the identity files, never the agent (ssh_config IdentitiesOnly). */
+  identitiesOnly?: boolean;
+  /** Agent socket for this node (ssh_config IdentityAgent); null: no agent. Default: the transport's. */
+  agentSocket?: string | null;
+  /** Every known_hosts file checked (ssh_config UserKnownHostsFile); `knownHosts` is its first entry, where accept-new appends. */
+  knownHostsFiles?: string[];
+  /** A jump chain, nearest hop first (ssh_config ProxyJump a,b,c); beats `jumpHost` when set. */
+  jumpHosts?: JumpHost[];
+  /** Per-node connect deadline (ssh_config ConnectTimeout); beats the transport's. */
+  connectTimeoutMs?: number;
+  /** Per-node keepalive (ssh_config ServerAliveInterval / ServerAliveCountMax). */
+  keepaliveIntervalMs?: number;
+  keepaliveCountMax?: number;
 }
 
 /** One node of a loaded, validated inventory. */
@@ -46,6 +69,21 @@ export interface NodeSpec {
   labels: Record<string, string>;
   /** Ansible groups the node belongs to (ancestors included); `--limit GROUP` selects by them. */
   groups?: string[];
+  /** Health gates (inventory `health:`), when configured: checked before the change, after the swap and after the sysctl step. */
+  health?: HealthSpec;
+}
+
+/** Resolved `health:` of one node (node fields over top-level ones). */
+export interface HealthSpec {
+  /** Check kubelet's healthz at `kubeletUrl` (answers `ok`). */
+  kubelet: boolean;
+  kubeletUrl: string;
+  /** Each check is retried until it passes or this much time has gone. */
+  timeoutMs: number;
+  /** After a pass, wait this long and check once more (PLEG problems show only after a relist). */
+  settleMs: number;
+  /** Shell commands (`sh -c`) that must exit 0. */
+  commands: string[];
 }
 
 export interface Inventory {
@@ -54,6 +92,8 @@ export interface Inventory {
   nodes: NodeSpec[];
   /** Non-fatal problems (unknown keys and the like), `path: message`. */
   warnings: string[];
+  /** `kubernetes` when written by `inventory from-kubectl`: control-plane nodes go last by default. */
+  source?: 'kubernetes';
 }
 
 /** One `KEY = VALUE` line for our sysctl in a sysctl configuration file. */
@@ -206,6 +246,8 @@ export interface Plan {
   /** Absolute inventory path the plan was made from. */
   inventory: string;
   limit: string[];
+  /** `--shard i/n` the plan was made with, if any. */
+  shard?: string | null;
   options: { allowDowngrade: boolean };
   nodes: NodePlan[];
   summary: { upgrade: number; downgrade: number; unchanged: number; blocked: number; unreachable: number };

@@ -17,13 +17,16 @@ import type { Logger } from '../output/logger.js';
 import type { ReleaseOptions } from '../release/fetch.js';
 import type { Transport } from '../ssh/transport.js';
 import { runPlan } from './plan.js';
+import type { NodeSelection } from './select.js';
+import { checkResumeRelease, resumeSelection, type ResumeSource } from './resume.js';
+import type { OnBudgetExceeded, OnUnreachable } from '../core/policies.js';
+import type { RolloutWindow } from '../core/window.js';
 
-export interface ApplyOptions {
+export interface ApplyOptions extends NodeSelection {
   /** Inventory file; with a saved plan, defaults to the plan's. */
   inventoryPath?: string;
   /** A saved plan (`plan --out`), already parsed: applied only if nothing drifted. */
   savedPlan?: { path: string; plan: Plan };
-  limit: string[];
   /** Release source; `version` (and repo) come from the saved plan when there is one. */
   release: Omit<ReleaseOptions, 'log' | 'signal' | 'version'> & { version?: string };
   transport: Transport;
@@ -46,6 +49,16 @@ export interface ApplyOptions {
   onEvent?: (e: ExecutorEvent) => void;
   log: Logger;
   signal?: AbortSignal;
+  /** Rollout policies (see executePlan); defaults fail, stop, no windows. */
+  onUnreachable?: OnUnreachable;
+  onBudgetExceeded?: OnBudgetExceeded;
+  windows?: readonly RolloutWindow[];
+  /** The clock the windows are checked against. */
+  now?: () => Date;
+  /** `--resume`: continue the run of this report (its nodes and release; finished nodes are left out). */
+  resume?: ResumeSource;
+  /** With --resume: whether --repo was given on the command line (then it must match the report's). */
+  resumeRepoGiven?: boolean;
 }
 
 export interface ApplyResult {
@@ -56,25 +69,34 @@ export interface ApplyResult {
 
 export async function runApply(opts: ApplyOptions): Promise<ApplyResult> {
   const saved = opts.savedPlan?.plan;
-  if (saved && opts.limit.length > 0) {
-    throw new InputError('--limit cannot be combined with a saved plan: the plan already names its nodes', [`plan limit: ${saved.limit.join(', ') || '(all nodes)'}`]);
+  if (saved && (opts.limit.length > 0 || opts.shard)) {
+    throw new InputError('--limit and --shard cannot be combined with a saved plan: the plan already names its nodes', [`plan limit: ${saved.limit.join(', ') || '(all nodes)'}`]);
   }
   if (saved && opts.release.version !== undefined) {
     throw new InputError(`--version cannot be combined with a saved plan: the plan is for ${saved.release.repo} ${saved.release.tag}`);
   }
-  const inventoryPath = opts.inventoryPath ?? saved?.inventory;
+  if (opts.resume && (saved || opts.limit.length > 0 || opts.shard)) {
+    throw new InputError('--resume cannot be combined with a saved plan, --limit or --shard: the report already names its nodes');
+  }
+  const resumed = opts.resume ? resumeSelection(opts.resume, { ...(opts.release.version !== undefined ? { version: opts.release.version } : {}), ...(opts.resumeRepoGiven ? { repo: opts.release.repo } : {}) }) : null;
+  if (resumed && resumed.remaining.length === 0) {
+    throw new RolloutError(`--resume: run ${resumed.runId} already finished all ${resumed.finished.length} of its nodes; nothing to do`, { exitCode: ExitCode.ok });
+  }
+  const inventoryPath = opts.inventoryPath ?? resumed?.inventory ?? saved?.inventory;
   if (!inventoryPath) throw new InputError('no inventory: pass -i FILE');
-  const version = saved ? saved.release.tag : opts.release.version;
+  const version = saved ? saved.release.tag : resumed ? resumed.tag : opts.release.version;
   if (!version) throw new InputError('no release: pass --version V (e.g. 1.2.9, latest) or a saved plan');
 
   const { plan, inventory, release } = await runPlan({
     inventoryPath,
-    limit: saved ? saved.limit : opts.limit,
+    limit: saved ? saved.limit : resumed ? resumed.remaining : opts.limit,
+    ...((saved ? saved.shard : opts.shard) ? { shard: (saved ? saved.shard : opts.shard) as string } : {}),
+    ...(opts.sshOverrides ? { sshOverrides: opts.sshOverrides } : {}),
     // A saved plan names an exact tag, already chosen (a pre-release only if --pre allowed it then).
-    release: { ...opts.release, repo: saved ? saved.release.repo : opts.release.repo, version, pre: saved ? true : opts.release.pre },
+    release: { ...opts.release, repo: saved ? saved.release.repo : resumed ? resumed.repo : opts.release.repo, version, pre: saved || resumed ? true : opts.release.pre },
     transport: opts.transport,
     parallel: opts.parallel,
-    allowDowngrade: saved ? saved.options.allowDowngrade : opts.allowDowngrade,
+    allowDowngrade: saved ? saved.options.allowDowngrade : resumed ? resumed.allowDowngrade : opts.allowDowngrade,
     toolVersion: opts.toolVersion,
     log: opts.log,
     signal: opts.signal,
@@ -89,10 +111,12 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyResult> {
       });
     }
   }
+  if (opts.resume) checkResumeRelease(opts.resume, release);
   // With no drift the fresh plan says the same as the saved one, with facts from seconds ago.
   opts.onPlan?.(plan);
   // Same rule as `plan`: a node that cannot be planned is fixed or left out with --limit, never skipped silently.
-  const refused = refusedNodes(plan);
+  // `--on-unreachable skip` lets unreachable nodes through (reported, outside the budget); blocked nodes never.
+  const refused = refusedNodes(plan).filter((n) => !(n.action === 'unreachable' && opts.onUnreachable === 'skip'));
   if (refused.length > 0) {
     throw new RolloutError(`${refused.length} node${refused.length === 1 ? '' : 's'} cannot be upgraded; nothing was changed. Fix them or leave them out with --limit.`, {
       exitCode: ExitCode.refused,
@@ -119,6 +143,11 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyResult> {
     signal: opts.signal,
     onEvent: opts.onEvent,
     toolVersion: opts.toolVersion,
+    onUnreachable: opts.onUnreachable ?? 'fail',
+    onBudgetExceeded: opts.onBudgetExceeded ?? 'stop',
+    windows: opts.windows ?? [],
+    ...(opts.now ? { now: opts.now } : {}),
+    resumedFrom: resumed ? { runId: resumed.runId, path: resumed.path, finished: resumed.finished } : null,
   });
   await writeReport(report, opts.reportPath);
   return { plan, report, reportPath: opts.reportPath };

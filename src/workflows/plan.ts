@@ -5,15 +5,14 @@
 import { randomBytes } from 'node:crypto';
 import { rename, writeFile } from 'node:fs/promises';
 import { mapLimit } from '../core/concurrency.js';
-import { selectNodes } from '../core/limit.js';
 import { buildPlan, type PlanNodeInput } from '../core/plan.js';
 import type { Arch, Inventory, NodeFacts, NodeSpec, Plan, VerifiedRelease } from '../core/types.js';
 import { InterruptedError, RolloutError, errorMessage } from '../errors.js';
 import { gatherFacts } from '../facts/gather.js';
-import { loadInventory } from '../inventory/load.js';
 import type { Logger } from '../output/logger.js';
 import { fetchRelease, type ReleaseOptions } from '../release/fetch.js';
 import type { NodeSession, Transport } from '../ssh/transport.js';
+import { loadSelection, type NodeSelection } from './select.js';
 
 export const DEFAULT_PARALLEL = 20;
 
@@ -71,9 +70,8 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
-export interface PlanRunOptions {
+export interface PlanRunOptions extends NodeSelection {
   inventoryPath: string;
-  limit: string[];
   release: Omit<ReleaseOptions, 'log' | 'signal'>;
   transport: Transport;
   parallel?: number;
@@ -92,9 +90,7 @@ export interface PlanRun {
 
 export async function runPlan(opts: PlanRunOptions): Promise<PlanRun> {
   const { log, signal } = opts;
-  const inventory = await loadInventory(opts.inventoryPath);
-  for (const w of inventory.warnings) log.warn(`inventory: ${w}`);
-  const nodes = selectNodes(inventory.nodes, opts.limit);
+  const { inventory, nodes } = await loadSelection(opts.inventoryPath, opts, log);
   log.info(`gathering facts from ${nodes.length} node${nodes.length === 1 ? '' : 's'} (parallel ${opts.parallel ?? DEFAULT_PARALLEL})`);
 
   const gathered = await gatherFleetFacts(nodes, { transport: opts.transport, parallel: opts.parallel ?? DEFAULT_PARALLEL, log, ...(signal ? { signal } : {}) });
@@ -118,6 +114,7 @@ export async function runPlan(opts: PlanRunOptions): Promise<PlanRun> {
     toolVersion: opts.toolVersion,
     now: (opts.now ?? (() => new Date()))(),
   });
+  if (opts.shard) plan.shard = opts.shard;
   return { plan, inventory, release };
 }
 

@@ -7,19 +7,17 @@ import { rollbackNode } from '../apply/node-rollback.js';
 import { OK_STATUSES, assembleReport, untouchedOutcome, writeReport, type BatchRecord, type RunReport } from '../apply/report.js';
 import type { NodeEvent, NodeOutcome } from '../apply/types.js';
 import { mapLimit } from '../core/concurrency.js';
-import { selectNodes } from '../core/limit.js';
 import type { NodeSpec } from '../core/types.js';
 import { ExitCode, RolloutError, errorMessage } from '../errors.js';
-import { loadInventory } from '../inventory/load.js';
 import type { Logger } from '../output/logger.js';
 import type { NodeSession, Transport } from '../ssh/transport.js';
 import { DEFAULT_PARALLEL } from './plan.js';
+import { loadSelection, type NodeSelection } from './select.js';
 
 export type RollbackNodeFn = typeof rollbackNode;
 
-export interface RollbackOptions {
+export interface RollbackOptions extends NodeSelection {
   inventoryPath: string;
-  limit: string[];
   transport: Transport;
   parallel?: number;
   smokeTimeoutMs: number;
@@ -46,9 +44,7 @@ export async function runRollback(opts: RollbackOptions): Promise<RollbackResult
   const startedAt = new Date().toISOString();
   const emit = (e: ExecutorEvent) => opts.onEvent?.(e);
   const restore = opts.rollback ?? rollbackNode;
-  const inventory = await loadInventory(opts.inventoryPath);
-  for (const w of inventory.warnings) opts.log.warn(`inventory: ${w}`);
-  const nodes = selectNodes(inventory.nodes, opts.limit);
+  const { inventory, nodes } = await loadSelection(opts.inventoryPath, opts, opts.log);
   if (!(await opts.confirm(nodes))) throw new RolloutError('rollback cancelled; nothing was changed', { exitCode: ExitCode.refused });
 
   // One batch: a rollback is the way back to a known state, so no node waits on another.

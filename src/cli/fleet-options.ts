@@ -1,0 +1,127 @@
+// Options that plan, apply and rollback share: which nodes (--limit, --shard,
+// SSH overrides), which release, and CI outputs (--report-junit, the GitHub
+// step summary). One definition each, so the commands cannot drift apart.
+import { appendFile, rename, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { parseShard } from '../core/shard.js';
+import { errorMessage } from '../errors.js';
+import { DEFAULT_REPO, type ReleaseOptions } from '../release/fetch.js';
+import type { NodeSelection } from '../workflows/select.js';
+import type { CliContext } from './context.js';
+
+export interface SelectionFlags {
+  limit: string[];
+  shard?: string;
+  sshUser?: string;
+  sshPort?: number;
+  identity?: string;
+  knownHosts?: string;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function port(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new InvalidArgumentError('expected a port number 1-65535');
+  return n;
+}
+
+function shard(value: string): string {
+  try {
+    parseShard(value);
+  } catch (err) {
+    throw new InvalidArgumentError(errorMessage(err));
+  }
+  return value;
+}
+
+function userName(value: string): string {
+  if (!/^[a-z_][a-z0-9_.-]{0,31}$/i.test(value)) throw new InvalidArgumentError('expected a user name (letters, digits, "_", ".", "-")');
+  return value;
+}
+
+export function addSelectionOptions(cmd: Command): Command {
+  return cmd
+    .option('-l, --limit <pattern>', 'only nodes whose name matches the glob, an Ansible group, or label=value (repeatable)', collect, [] as string[])
+    .option('--shard <i/n>', 'this controller\'s share of the selected nodes (stable split for CI matrices)', shard)
+    .option('--ssh-user <name>', 'SSH user for every node (beats the inventory)', userName)
+    .option('--ssh-port <n>', 'SSH port for every node (beats the inventory)', port)
+    .option('--identity <file>', 'SSH private key for every node (beats the inventory)')
+    .option('--known-hosts <file>', 'known_hosts file for every node (beats the inventory)');
+}
+
+export function selectionFrom(ctx: CliContext, flags: SelectionFlags): NodeSelection {
+  const o = {
+    ...(flags.sshUser ? { user: flags.sshUser } : {}),
+    ...(flags.sshPort ? { port: flags.sshPort } : {}),
+    ...(flags.identity ? { identityFile: resolve(ctx.cwd, flags.identity) } : {}),
+    ...(flags.knownHosts ? { knownHosts: resolve(ctx.cwd, flags.knownHosts) } : {}),
+  };
+  return { limit: flags.limit, ...(flags.shard ? { shard: flags.shard } : {}), ...(Object.keys(o).length ? { sshOverrides: o } : {}) };
+}
+
+export interface ReleaseFlags {
+  version?: string;
+  repo?: string;
+  pre: boolean;
+  releaseDir?: string;
+  insecureSkipSignature: boolean;
+  allowVulnerable: boolean;
+}
+
+export function addReleaseOptions(cmd: Command): Command {
+  return cmd
+    .option('--repo <owner/name>', `GitHub repository of the releases (default ${DEFAULT_REPO}; forks and mirrors)`)
+    .option('--pre', 'allow pre-releases when resolving --version', false)
+    .option('--release-dir <dir>', 'read the release files from this directory instead of GitHub (air-gapped), verified the same way')
+    .addOption(new Option('--insecure-skip-signature', 'DANGEROUS, lab use only: do not verify release signatures (checksums are still checked)').default(false))
+    .option('--allow-vulnerable', 'allow a target version with known advisories', false);
+}
+
+/** Release options without `version` (apply may take it from a saved plan). */
+export function releaseFrom(ctx: CliContext, flags: ReleaseFlags): Omit<ReleaseOptions, 'log' | 'signal' | 'version'> {
+  const g = ctx.globals();
+  return {
+    repo: flags.repo ?? DEFAULT_REPO,
+    pre: flags.pre,
+    githubApiUrl: g.githubApiUrl,
+    ...(g.githubToken ? { token: g.githubToken } : {}),
+    cacheDir: g.cacheDir,
+    ...(g.keyring ? { keyringPath: g.keyring } : {}),
+    ...(flags.releaseDir ? { releaseDir: resolve(ctx.cwd, flags.releaseDir) } : {}),
+    insecureSkipSignature: flags.insecureSkipSignature,
+    allowVulnerable: flags.allowVulnerable,
+  };
+}
+
+export function addCiOptions(cmd: Command): Command {
+  return cmd.option('--report-junit <file>', 'also write JUnit XML (a test case per node) for CI systems');
+}
+
+/**
+ * JUnit file (written whole or not at all) and, when GITHUB_STEP_SUMMARY is
+ * set, a Markdown summary appended to it. A failure here is reported but never
+ * changes the exit code: the rollout's outcome is what the code says.
+ */
+export async function writeCiOutputs(ctx: CliContext, junitPath: string | undefined, junit: () => string, markdown: () => string): Promise<void> {
+  if (junitPath) {
+    const path = resolve(ctx.cwd, junitPath);
+    try {
+      const tmp = `${path}.${process.pid}.tmp`;
+      await writeFile(tmp, junit());
+      await rename(tmp, path);
+      ctx.log.info(`JUnit report written to ${path}`);
+    } catch (err) {
+      ctx.log.error(`could not write the JUnit report ${path}: ${errorMessage(err)}`);
+    }
+  }
+  const summary = ctx.env.GITHUB_STEP_SUMMARY;
+  if (summary) {
+    try {
+      await appendFile(summary, markdown());
+    } catch (err) {
+      ctx.log.error(`could not append to GITHUB_STEP_SUMMARY (${summary}): ${errorMessage(err)}`);
+    }
+  }
+}
