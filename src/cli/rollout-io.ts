@@ -6,7 +6,8 @@ import { hostname, userInfo } from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import type { Writable } from 'node:stream';
 import type { RunReport } from '../apply/report.js';
-import { ExitCode, InterruptedError, RolloutError } from '../errors.js';
+import { parseDuration } from '../core/batching.js';
+import { ExitCode, InputError, InterruptedError, RolloutError } from '../errors.js';
 import { renderSummary } from '../output/run-summary.js';
 import { createSshTransport } from '../ssh/ssh2-transport.js';
 import type { Transport } from '../ssh/transport.js';
@@ -16,8 +17,12 @@ export function toolVersion(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
-export function transportFor(ctx: CliContext): Transport {
+/** `--connect-timeout` when it is not given: TCP, SSH handshake and auth of one node. */
+export const DEFAULT_CONNECT_TIMEOUT = '15s';
+
+export function transportFor(ctx: CliContext, connectTimeoutMs?: number): Transport {
   return createSshTransport({
+    ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
     ...(ctx.env.SSH_AUTH_SOCK ? { agentSocket: ctx.env.SSH_AUTH_SOCK } : {}),
     ...(ctx.env.RUNC_ROLLOUT_KEY_PASSPHRASE ? { keyPassphrase: ctx.env.RUNC_ROLLOUT_KEY_PASSPHRASE } : {}),
     log: ctx.log,
@@ -66,4 +71,11 @@ export function finishRun(ctx: CliContext, report: RunReport, reportPath: string
   humanOut(ctx).write(renderSummary(report, reportPath));
   if (ctx.globals().json) ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   return report.exitCode;
+}
+
+/** `--connect-timeout`: a duration above zero (a zero deadline would refuse every node). */
+export function parseConnectTimeout(text: string): number {
+  const ms = parseDuration(text, '--connect-timeout');
+  if (ms <= 0) throw new InputError(`--connect-timeout ${text}: must be longer than 0`);
+  return ms;
 }
