@@ -16,6 +16,7 @@ import { first, parseRecords, unhex } from './script-common.js';
 import { buildSysctlApplyScript } from './sysctl-scripts.js';
 import type { NodeEvent, NodeJob, NodeOutcome } from './types.js';
 import { finishChange, initialOutcome, lockedNode, type Locked } from './node-upgrade-parts.js';
+import { healthAfter, healthBefore } from './health.js';
 
 export async function upgradeNode(session: NodeSession, job: NodeJob, emit: (e: NodeEvent) => void, signal?: AbortSignal): Promise<NodeOutcome> {
   const out = initialOutcome(job);
@@ -32,6 +33,9 @@ export async function upgradeNode(session: NodeSession, job: NodeJob, emit: (e: 
 
 async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: AbortSignal): Promise<NodeOutcome> {
   const done = (patch: Partial<NodeOutcome>): NodeOutcome => ({ ...out, ...patch, steps: run.steps });
+  // Health gates (only when the inventory configures them): an unhealthy node is left alone unless --include-unhealthy.
+  const gate = await healthBefore(run, job.node.health, job.includeUnhealthy ?? false, signal);
+  if (gate.skip) return done({ status: 'not-attempted', failedStep: 'health', error: gate.skip });
   let held = false;
   let probe: LockProbe | undefined;
   let locked: Locked;
@@ -143,6 +147,7 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
         return { value: undefined, message: `sha256 ${sha.slice(0, 12)}, version ${v}` };
       });
       await run.step('smoke', async () => ({ value: undefined, message: await run.smoke('smoke', 'installed', locked.realPath, facts, job.node.smokeCommand) }));
+      await healthAfter(run, 'health-after-swap', job.node.health, gate.wasUnhealthy);
     } catch (err) {
       return finishChange(run, job, out, locked, err as StepFailure, record, tp, facts);
     }
@@ -184,6 +189,7 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
       run.skip('sysctl', `already ${SYSCTL_TARGET} live and persisted`);
     }
     await run.step('smoke-after-sysctl', async () => ({ value: undefined, message: await run.smoke('smoke-after-sysctl', 'sysctl', locked.realPath, facts, job.node.smokeCommand) }));
+    await healthAfter(run, 'health-after-sysctl', job.node.health, gate.wasUnhealthy);
   } catch (err) {
     const f = err as StepFailure;
     if (!record && !f.lostConnection) {

@@ -14,7 +14,7 @@ export function prepareJobs(
   plan: Plan,
   nodes: NodeSpec[],
   release: VerifiedRelease,
-  opts: Pick<NodeJob, 'runId' | 'smokeTimeoutMs' | 'lockOwner' | 'forceUnlock'>,
+  opts: Pick<NodeJob, 'runId' | 'smokeTimeoutMs' | 'lockOwner' | 'forceUnlock' | 'includeUnhealthy'>,
 ): Map<string, NodeJob> {
   const specs = new Map(nodes.map((n) => [n.name, n]));
   const problems: string[] = [];
@@ -45,6 +45,7 @@ export function prepareJobs(
       smokeTimeoutMs: opts.smokeTimeoutMs,
       lockOwner: opts.lockOwner,
       forceUnlock: opts.forceUnlock,
+      ...(opts.includeUnhealthy ? { includeUnhealthy: true } : {}),
     });
   }
   if (problems.length) throw new ReleaseError('the plan does not match the release or inventory; nothing was changed', problems);

@@ -7,10 +7,11 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { ExitCode, InputError } from '../errors.js';
 import { ARCHES } from '../core/types.js';
-import { UPGRADE_STEPS, type NodeOutcome, type NodeStatus } from './types.js';
+import { NODE_POLICIES, ON_BUDGET_EXCEEDED, ON_UNREACHABLE } from '../core/policies.js';
+import { HEALTH_STEPS, UPGRADE_STEPS, type NodeOutcome, type NodeStatus } from './types.js';
 
 export const NODE_STATUSES = ['upgraded', 'unchanged', 'rolled-back', 'failed', 'not-attempted', 'unknown', 'unreachable'] as const satisfies readonly NodeStatus[];
-const STEP_NAMES = [...UPGRADE_STEPS, 'rollback', 'unlock'] as const;
+const STEP_NAMES = [...UPGRADE_STEPS, ...HEALTH_STEPS, 'rollback', 'unlock'] as const;
 
 const versionDigest = z.object({ version: z.string().nullable(), sha256: z.string().nullable() });
 const sysctlSnapshot = z.object({ live: z.number().nullable(), persisted: z.number().nullable() });
@@ -37,9 +38,11 @@ export const nodeOutcomeSchema = z.object({
   rollback: z
     .object({ ok: z.boolean(), smokeOk: z.boolean().nullable(), error: z.string().nullable(), manualCommands: z.array(z.string()) })
     .nullable(),
+  /** Which rollout policy decided the node's fate; absent in reports of older versions. */
+  policy: z.enum(NODE_POLICIES).nullable().optional(),
 });
 
-export const STOP_REASONS = ['budget-exceeded', 'interrupted'] as const;
+export const STOP_REASONS = ['budget-exceeded', 'interrupted', 'window'] as const;
 export type StopReason = (typeof STOP_REASONS)[number];
 
 export const runReportSchema = z.object({
@@ -68,6 +71,12 @@ export const runReportSchema = z.object({
     smokeTimeoutMs: z.number(),
     forceUnlock: z.boolean(),
     allowDowngrade: z.boolean(),
+    // Rollout policies (absent in reports of older versions).
+    onUnreachable: z.enum(ON_UNREACHABLE).optional(),
+    onBudgetExceeded: z.enum(ON_BUDGET_EXCEEDED).optional(),
+    windows: z.array(z.string()).optional(),
+    /** `--resume`: the report this run continued, and the nodes it had already finished. */
+    resumedFrom: z.object({ runId: z.string(), path: z.string(), finished: z.array(z.string()) }).nullable().optional(),
   }),
   batches: z.array(
     z.object({
@@ -112,10 +121,14 @@ export function summarize(nodes: readonly Pick<NodeOutcome, 'status'>[]): RunSum
   return summary;
 }
 
-/** 0 only when every node ended in an OK status; an interruption wins over failures. */
-export function runExitCode(nodes: readonly Pick<NodeOutcome, 'status'>[], interrupted: boolean, command: RunReport['command'] = 'apply'): RunReport['exitCode'] {
+/**
+ * 0 only when every node ended in an OK status (or was left for the next
+ * rollout window: a clean stop); an interruption wins over failures.
+ */
+export function runExitCode(nodes: readonly Pick<NodeOutcome, 'status' | 'policy'>[], interrupted: boolean, command: RunReport['command'] = 'apply'): RunReport['exitCode'] {
   if (interrupted) return ExitCode.interrupted;
-  return nodes.every((n) => OK_STATUSES[command].includes(n.status)) ? ExitCode.ok : ExitCode.nodeFailed;
+  const ok = (n: Pick<NodeOutcome, 'status' | 'policy'>) => OK_STATUSES[command].includes(n.status) || (n.status === 'not-attempted' && n.policy === 'window');
+  return nodes.every(ok) ? ExitCode.ok : ExitCode.nodeFailed;
 }
 
 /** Sortable and unique enough for a file name: `20261128T180203Z-3fa9c1`. */

@@ -1,6 +1,7 @@
 // The contract between the per-node pipeline (node-upgrade.ts, rollback) and
 // the orchestration (executor, report, listr2 view, library callers).
 import type { NodePlan, NodeSpec, ReleaseAsset, VersionDigest } from '../core/types.js';
+import type { NodePolicy } from '../core/policies.js';
 
 export const UPGRADE_STEPS = [
   'lock',
@@ -14,7 +15,10 @@ export const UPGRADE_STEPS = [
   'smoke-after-sysctl',
 ] as const;
 export type UpgradeStep = (typeof UPGRADE_STEPS)[number];
-export type StepName = UpgradeStep | 'rollback' | 'unlock';
+/** Health gates (inventory `health:`): run only on nodes that configure them (src/apply/health.ts). */
+export const HEALTH_STEPS = ['health', 'health-after-swap', 'health-after-sysctl'] as const;
+export type HealthStep = (typeof HEALTH_STEPS)[number];
+export type StepName = UpgradeStep | HealthStep | 'rollback' | 'unlock';
 
 export type StepStatus = 'start' | 'ok' | 'failed' | 'skipped';
 
@@ -61,6 +65,8 @@ export interface NodeOutcome {
   sysctl: { before: SysctlSnapshot | null; after: SysctlSnapshot | null };
   steps: StepRecord[];
   rollback: { ok: boolean; smokeOk: boolean | null; error: string | null; manualCommands: string[] } | null;
+  /** Which rollout policy decided this node's fate (budget, window, ...); null or absent: its own upgrade did. */
+  policy?: NodePolicy | null;
 }
 
 /** Everything the per-node pipeline needs; built by the executor from the plan. */
@@ -74,4 +80,6 @@ export interface NodeJob {
   /** Identifies this controller in the node lock: `user@host pid N`. */
   lockOwner: string;
   forceUnlock: boolean;
+  /** Upgrade the node even when its health gates fail before the change (post-change gates then only warn). */
+  includeUnhealthy?: boolean;
 }

@@ -36,6 +36,10 @@ interface ApplyFlags extends SelectionFlags, ReleaseFlags, PolicyFlags {
   yes: boolean;
   forceUnlock: boolean;
   allowDowngrade: boolean;
+  /** undefined: on for inventories from Kubernetes. */
+  controlPlaneLast?: boolean;
+  serialBy?: string;
+  includeUnhealthy: boolean;
 }
 
 /** commander reports flag errors itself, with usage, before anything runs. */
@@ -106,6 +110,9 @@ export async function applyAction(ctx: CliContext, planFile: string | undefined,
         return askYesNo(ctx, `Apply this plan (${n} node${n === 1 ? '' : 's'} to change)?`);
       },
       onEvent: (e) => view.handle(e),
+      ...(flags.controlPlaneLast !== undefined ? { controlPlaneLast: flags.controlPlaneLast } : {}),
+      ...(flags.serialBy ? { serialBy: flags.serialBy } : {}),
+      includeUnhealthy: flags.includeUnhealthy,
       log: ctx.log,
       signal: ctx.signal,
     });
@@ -133,7 +140,11 @@ export function register(program: Command, run: Runner): void {
     .option('--report <file>', 'write the run report here (default .runc-rollout/runs/RUN_ID.json)')
     .option('-y, --yes', 'do not ask for confirmation (required without a terminal)', false)
     .option('--force-unlock', "take over a node lock left by a controller that died", false)
-    .option('--allow-downgrade', 'carry out downgrades instead of refusing them', false);
+    .option('--allow-downgrade', 'carry out downgrades instead of refusing them', false)
+    .option('--control-plane-last', 'nodes labelled node-role.kubernetes.io/control-plane (or master) only in the final batches (default for inventories from `inventory from-kubectl`)')
+    .option('--no-control-plane-last', 'do not order control-plane nodes last')
+    .option('--serial-by <label>', 'each batch holds nodes of one value of this label only (e.g. topology.kubernetes.io/zone)')
+    .option('--include-unhealthy', 'upgrade nodes whose health gates fail before the change instead of skipping them', false);
   addPolicyOptions(cmd);
   addSelectionOptions(cmd);
   addReleaseOptions(cmd);

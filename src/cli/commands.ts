@@ -6,7 +6,8 @@ import { register as release } from './release.js';
 import { register as apply } from './apply.js';
 import { register as rollback } from './rollback.js';
 import { register as completion } from './completion.js';
+import { register as inventory } from './inventory.js';
 
 export type RegisterCommand = (program: Command, run: Runner) => void;
 
-export const commands: RegisterCommand[] = [release, plan, apply, rollback, completion];
+export const commands: RegisterCommand[] = [release, plan, apply, rollback, inventory, completion];

@@ -17,6 +17,7 @@ export interface SelectionFlags {
   sshPort?: number;
   identity?: string;
   knownHosts?: string;
+  sshConfig?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -48,7 +49,8 @@ export function addSelectionOptions(cmd: Command): Command {
     .option('--ssh-user <name>', 'SSH user for every node (beats the inventory)', userName)
     .option('--ssh-port <n>', 'SSH port for every node (beats the inventory)', port)
     .option('--identity <file>', 'SSH private key for every node (beats the inventory)')
-    .option('--known-hosts <file>', 'known_hosts file for every node (beats the inventory)');
+    .option('--known-hosts <file>', 'known_hosts file for every node (beats the inventory)')
+    .option('--ssh-config <file>', 'OpenSSH client config to read instead of the inventory\'s ssh.config or ~/.ssh/config ("none": read none); the inventory beats it');
 }
 
 export function selectionFrom(ctx: CliContext, flags: SelectionFlags): NodeSelection {
@@ -58,7 +60,12 @@ export function selectionFrom(ctx: CliContext, flags: SelectionFlags): NodeSelec
     ...(flags.identity ? { identityFile: resolve(ctx.cwd, flags.identity) } : {}),
     ...(flags.knownHosts ? { knownHosts: resolve(ctx.cwd, flags.knownHosts) } : {}),
   };
-  return { limit: flags.limit, ...(flags.shard ? { shard: flags.shard } : {}), ...(Object.keys(o).length ? { sshOverrides: o } : {}) };
+  return {
+    limit: flags.limit,
+    ...(flags.shard ? { shard: flags.shard } : {}),
+    ...(Object.keys(o).length ? { sshOverrides: o } : {}),
+    ...(flags.sshConfig ? { sshConfig: flags.sshConfig === 'none' ? 'none' : resolve(ctx.cwd, flags.sshConfig) } : {}),
+  };
 }
 
 export interface ReleaseFlags {

@@ -92,6 +92,8 @@ export interface Inventory {
   nodes: NodeSpec[];
   /** Non-fatal problems (unknown keys and the like), `path: message`. */
   warnings: string[];
+  /** Per node: which source (inventory, command line, ssh_config FILE, default) gave each SSH setting; only when an ssh_config was read. */
+  sshSources?: Record<string, Record<string, string>>;
   /** `kubernetes` when written by `inventory from-kubectl`: control-plane nodes go last by default. */
   source?: 'kubernetes';
 }

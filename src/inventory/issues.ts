@@ -1,7 +1,7 @@
 // Turning zod's findings into `nodes[3].host: message` lines, and finding keys
 // the schema does not know (warnings, so a newer inventory still loads).
 import type { z } from 'zod';
-import { inventorySchema, nodeSchema, runcSchema, smokeSchema, sshSchema } from './schema.js';
+import { healthSchema, inventorySchema, nodeSchema, runcSchema, smokeSchema, sshSchema } from './schema.js';
 
 export type PathPart = string | number | symbol;
 
@@ -69,6 +69,7 @@ const KNOWN = {
   ssh: Object.keys(sshSchema.shape),
   runc: Object.keys(runcSchema.shape),
   smoke: Object.keys(smokeSchema.shape),
+  health: Object.keys(healthSchema.shape),
 };
 
 function isMapping(v: unknown): v is Record<string, unknown> {
@@ -105,6 +106,7 @@ export function unknownKeys(raw: unknown): string[] {
   checkKeys(raw.ssh, KNOWN.ssh, ['ssh'], out);
   checkKeys(raw.runc, KNOWN.runc, ['runc'], out);
   checkKeys(raw.smoke, KNOWN.smoke, ['smoke'], out);
+  checkKeys(raw.health, KNOWN.health, ['health'], out);
   if (Array.isArray(raw.nodes)) {
     raw.nodes.forEach((node: unknown, i) => {
       checkKeys(node, KNOWN.node, ['nodes', i], out);
@@ -112,6 +114,7 @@ export function unknownKeys(raw: unknown): string[] {
       checkKeys(node.ssh, KNOWN.ssh, ['nodes', i, 'ssh'], out);
       checkKeys(node.runc, KNOWN.runc, ['nodes', i, 'runc'], out);
       checkKeys(node.smoke, KNOWN.smoke, ['nodes', i, 'smoke'], out);
+      checkKeys(node.health, KNOWN.health, ['nodes', i, 'health'], out);
     });
   }
   return out;

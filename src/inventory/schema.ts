@@ -125,6 +125,8 @@ export const sshSchema = z.object({
   sudo: z.boolean().optional(),
   /** null on a node turns off a default jump host. */
   jumpHost: jumpHostField.nullable().optional(),
+  /** Top level only: the ssh_config file to read instead of ~/.ssh/config ("none": read none). */
+  config: localPathField.optional(),
 });
 
 export const runcSchema = z.object({ path: remotePathField.optional() });
@@ -141,6 +143,29 @@ export const labelsSchema = z.record(z.string(), z.union([z.string(), z.number()
   }
 }).transform((labels) => Object.fromEntries(Object.entries(labels).map(([k, v]) => [k, String(v)])));
 
+/** `30s`, `2m`, `500ms` (or a number of seconds). */
+export const durationField = z.union([z.string(), z.number()]).superRefine((v, ctx) => {
+  const problem = typeof v === 'number' ? (Number.isFinite(v) && v >= 0 ? null : `must be a duration like 30s, got ${v}`) : durationProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+export function durationProblem(v: string): string | null {
+  return /^(\d+(\.\d+)?(ms|s|m|h))+$|^0$/.test(v.trim()) ? null : `${JSON.stringify(v)} is not a duration like 500ms, 30s, 2m or 1h`;
+}
+
+const URL_RE = /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:\d{1,5})?(\/[A-Za-z0-9._~\/%=&?-]*)?$/;
+
+/** Health gates run on the node: kubelet's healthz and custom commands (see src/apply/health.ts). */
+export const healthSchema = z.object({
+  kubelet: z.boolean().optional(),
+  kubeletUrl: z.string().superRefine((v, ctx) => {
+    if (!URL_RE.test(v) || /['"`$;\\|<>\s]/.test(v)) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(v)} is not a plain http(s) URL like http://127.0.0.1:10248/healthz` });
+  }).optional(),
+  timeout: durationField.optional(),
+  settle: durationField.optional(),
+  commands: z.array(smokeCommandField).optional(),
+});
+
 // Sections may be written empty (`ssh:`), which YAML reads as null.
 export const nodeSchema = z.object({
   name: nodeNameField,
@@ -150,9 +175,13 @@ export const nodeSchema = z.object({
   smoke: smokeSchema.nullish(),
   labels: labelsSchema.nullish(),
   groups: z.array(nodeNameField).nullish(),
+  health: healthSchema.nullish(),
 });
 
 export const inventorySchema = z.object({
+  /** Set by `inventory from-kubectl`: control-plane nodes go last by default. */
+  source: z.enum(['kubernetes']).nullish(),
+  health: healthSchema.nullish(),
   ssh: sshSchema.nullish(),
   runc: runcSchema.nullish(),
   smoke: smokeSchema.nullish(),

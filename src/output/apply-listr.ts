@@ -6,9 +6,10 @@ import { Listr, ListrLogger, ProcessOutput, type ListrTask, type ListrTaskWrappe
 import type { BatchInfo, ExecutorEvent } from '../apply/executor.js';
 import { UPGRADE_STEPS, type NodeOutcome, type StepName } from '../apply/types.js';
 import type { ApplyView } from './apply-view.js';
-import { describeOutcome, short } from './apply-view.js';
+import { STOP_TEXT, describeOutcome, short } from './apply-view.js';
 
-const STEPS: readonly StepName[] = [...UPGRADE_STEPS, 'rollback', 'unlock'];
+// Health gates sit where they run; on nodes without them they never report and disappear.
+const STEPS: readonly StepName[] = ['health', ...UPGRADE_STEPS.slice(0, UPGRADE_STEPS.indexOf('sysctl')), 'health-after-swap', 'sysctl', 'smoke-after-sysctl', 'health-after-sysctl', 'rollback', 'unlock'];
 const OK = new Set(['upgraded', 'unchanged']);
 
 type StepResult = { status: 'ok' | 'failed' | 'skipped'; message?: string } | { status: 'absent' };
@@ -164,7 +165,7 @@ export function createListrView(out: Writable): ApplyView {
           batchTitles.get(e.nextBatch - 1)?.(`pausing ${Math.round(e.ms / 1000)}s before the next batch`);
           break;
         case 'stopped':
-          for (const gate of batchGates.values()) gate.open({ skipped: e.reason === 'budget-exceeded' ? 'not started: failure budget exceeded' : 'not started: interrupted' });
+          for (const gate of batchGates.values()) gate.open({ skipped: `not started: ${STOP_TEXT[e.reason]}` });
           break;
         case 'run-end':
           for (const o of e.report.nodes) endNode(o);

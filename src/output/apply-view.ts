@@ -22,6 +22,12 @@ export function stamp(iso: string): string {
   return iso.replace(/\.\d+Z$/, 'Z');
 }
 
+export const STOP_TEXT: Record<'budget-exceeded' | 'interrupted' | 'window', string> = {
+  'budget-exceeded': 'failure budget exceeded',
+  interrupted: 'interrupted',
+  window: 'no rollout window open',
+};
+
 export function short(sha: string | null | undefined): string {
   return sha ? `${sha.slice(0, 12)}…` : '?';
 }
@@ -91,9 +97,15 @@ export function createLineView(out: Writable): ApplyView {
         case 'stopped':
           line(
             e.at,
-            `stopped: ${e.reason === 'budget-exceeded' ? 'failure budget exceeded' : 'interrupted'}` +
+            `stopped: ${STOP_TEXT[e.reason]}` +
               (e.notAttempted.length ? `; not attempted: ${e.notAttempted.join(', ')}` : ''),
           );
+          break;
+        case 'rollback-all-start':
+          line(e.at, `rolling back every node this run upgraded, newest first (--on-budget-exceeded rollback-all): ${e.nodes.join(', ')}`);
+          break;
+        case 'rollback-all-node':
+          line(e.at, `${e.outcome.name} ${describeOutcome(e.outcome)} (rollback-all)${e.outcome.status === 'rolled-back' ? '' : `: ${firstLine(e.outcome.error)}`}`);
           break;
         case 'run-end':
           line(e.at, `run ${e.report.runId} finished: exit ${e.report.exitCode}`);

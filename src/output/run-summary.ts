@@ -7,6 +7,26 @@ import { short } from './apply-view.js';
 
 const BEFORE_SWAP = new Set<StepName | null>(['lock', 'stage', 'staged-smoke', 'backup']);
 
+/** Which policy decided the node's fate, in a few words (empty: its own upgrade did). */
+export function policyText(o: NodeOutcome): string {
+  switch (o.policy) {
+    case 'budget':
+      return 'policy: failure budget exceeded (--max-failures)';
+    case 'window':
+      return 'policy: no rollout window open (--window)';
+    case 'unreachable-skip':
+      return 'policy: skipped, outside the budget (--on-unreachable skip)';
+    case 'rollback-all':
+      return o.status === 'rolled-back'
+        ? 'policy: rolled back after the budget was exceeded (--on-budget-exceeded rollback-all)'
+        : 'policy: --on-budget-exceeded rollback-all could NOT roll it back; see below';
+    case 'interrupted':
+      return 'policy: run interrupted';
+    default:
+      return '';
+  }
+}
+
 function sysctlText(o: NodeOutcome): string {
   const b = o.sysctl.before?.live;
   const a = o.sysctl.after?.live;
@@ -54,9 +74,10 @@ export function renderSummary(report: RunReport, reportPath: string | null): str
   for (const o of report.nodes) {
     const step = o.failedStep ? ` at ${o.failedStep}` : '';
     const sysctl = sysctlText(o);
-    lines.push(`  ${o.name.padEnd(width)}  ${(o.status + step).padEnd(34)} ${nodeState(o, report.command)}${sysctl ? `; ${sysctl}` : ''}`);
+    const policy = policyText(o);
+    lines.push(`  ${o.name.padEnd(width)}  ${(o.status + step).padEnd(34)} ${nodeState(o, report.command)}${sysctl ? `; ${sysctl}` : ''}${policy ? ` [${policy}]` : ''}`);
     if (o.backupPath && o.status === 'upgraded') lines.push(`  ${' '.repeat(width)}  backup: ${o.backupPath}`);
-    if (o.error && o.status !== 'upgraded' && o.status !== 'unchanged') {
+    if (o.error && ((o.status !== 'upgraded' && o.status !== 'unchanged') || o.policy === 'rollback-all')) {
       for (const l of o.error.split('\n').slice(-8)) lines.push(`  ${' '.repeat(width)}  | ${l}`);
     }
     if (o.rollback && !o.rollback.ok) {
@@ -67,14 +88,29 @@ export function renderSummary(report: RunReport, reportPath: string | null): str
       }
     }
   }
-  if (report.stoppedReason === 'budget-exceeded') lines.push(`Stopped: more nodes failed than --max-failures ${report.options.maxFailures} allows; the rest were not attempted.`);
+  if (report.stoppedReason === 'budget-exceeded') {
+    const rolled = report.nodes.filter((n) => n.policy === 'rollback-all');
+    lines.push(
+      `Stopped: more nodes failed than --max-failures ${report.options.maxFailures} allows; the rest were not attempted` +
+        (rolled.length ? `; ${rolled.length} node(s) this run upgraded were rolled back (--on-budget-exceeded rollback-all): ${rolled.map((n) => n.name).join(', ')}.` : '.'),
+    );
+  }
+  const skipped = report.nodes.filter((n) => n.policy === 'unreachable-skip');
+  if (skipped.length) lines.push(`Unreachable, skipped (--on-unreachable skip), not upgraded: ${skipped.map((n) => n.name).join(', ')}.`);
+  if (report.stoppedReason === 'window') {
+    const left = report.nodes.filter((n) => n.policy === 'window').map((n) => n.name);
+    lines.push(`Stopped cleanly: no rollout window open (--window ${(report.options.windows ?? []).join('; ')}); left for the next window: ${left.join(', ')}.`);
+    if (reportPath) lines.push(`Continue in the next window with: runc-rollout apply --resume ${reportPath}`);
+  }
   if (report.interrupted) lines.push('Interrupted: no new node was started; nodes in progress finished or rolled back.');
   if (reportPath) lines.push(`Report: ${reportPath}`);
   const next =
     report.exitCode === 0
-      ? 'All nodes are in the desired state.'
+      ? report.stoppedReason === 'window'
+        ? ''
+        : 'All nodes are in the desired state.'
       : report.command === 'apply'
-        ? 'Re-running the same apply is safe: finished nodes are left as they are.'
+        ? `Re-running the same apply is safe: finished nodes are left as they are${reportPath ? ` (or: runc-rollout apply --resume ${reportPath})` : ''}.`
         : '';
   if (next) lines.push(next);
   return `${lines.join('\n')}\n`;

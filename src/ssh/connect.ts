@@ -1,29 +1,50 @@
-// Opening one authenticated ssh2 connection, directly or through a jump host.
-// Every hop checks its host key against known_hosts, and one deadline covers
-// the whole chain (TCP, handshake, auth), so a server that accepts TCP but
-// never speaks SSH still fails on time.
+// Opening one authenticated ssh2 connection, directly or through a chain of
+// jump hosts (ProxyJump a,b,c). Every hop checks its host key against its
+// known_hosts files, and one deadline covers the whole chain (TCP, handshake,
+// auth), so a server that accepts TCP but never speaks SSH still fails on
+// time. Jump hop connections come from a pool shared by every node behind
+// them (ssh2-transport.ts keeps it, refcounted).
 import { readFile } from 'node:fs/promises';
 import type { Duplex } from 'node:stream';
 import ssh2, { Client, type ConnectConfig } from 'ssh2';
-import type { NodeSpec } from '../core/types.js';
+import type { HostKeyPolicy, JumpHost, NodeSpec } from '../core/types.js';
 import { SshError, errorMessage } from '../errors.js';
 import type { Logger } from '../output/logger.js';
 // ssh2 is CommonJS: Node's ESM loader sees only some of its named exports, `utils` not among them.
-import { knownKeyTypesFor, verifyHostKey } from './host-key-file.js';
+import { knownKeyTypesInFiles, verifyHostKeyInFiles } from './host-key-file.js';
 
 export interface ConnectOptions {
   connectTimeoutMs: number;
   keepaliveIntervalMs: number;
   agentSocket?: string;
   keyPassphrase?: string;
+  /** Missed keepalive answers before the connection counts as dead (default 3). */
+  keepaliveCountMax?: number;
   log: Logger;
   signal?: AbortSignal;
+  /** Where jump hop connections are shared; without one each node opens its own chain. */
+  hops?: HopPool;
+}
+
+/** A shared jump hop connection; release() once per acquire, the last one closes it. */
+export interface HopLease {
+  client: Client;
+  release(): void;
+}
+
+export interface HopPool {
+  /** The connection under `key`, opened with `open` when there is none (or only a dead one). */
+  acquire(key: string, open: () => Promise<Client>): Promise<HopLease>;
 }
 
 export interface Connection {
   client: Client;
-  /** The jump host's connection, closed together with the node's. */
+  /** The first jump hop's connection (kept for callers of the single-jump API). */
   jump?: Client;
+  /** Every jump hop's connection, nearest first (shared with other nodes). */
+  jumps: Client[];
+  /** Give the jump hops back to the pool (closing those no other node uses). Idempotent. */
+  release(): void;
 }
 
 interface Hop {
@@ -31,6 +52,15 @@ interface Hop {
   host: string;
   port: number;
   user: string;
+  knownHosts: string[];
+  policy: HostKeyPolicy;
+  auth: Auth;
+}
+
+interface Auth {
+  /** Usable private keys, in the order to try them. */
+  keys: { path: string; key: ParsedKey }[];
+  agent?: string;
 }
 
 // ssh2's supported host key algorithms, in its default order of preference.
@@ -42,7 +72,9 @@ function orderHostKeyAlgos(known: string[]): string[] {
   return [...new Set([...first, ...HOST_KEY_ALGOS])];
 }
 
-async function loadPrivateKey(node: string, path: string, passphrase: string | undefined): Promise<Buffer> {
+type ParsedKey = Exclude<ReturnType<typeof ssh2.utils.parseKey>, Error>;
+
+async function loadPrivateKey(node: string, path: string, passphrase: string | undefined): Promise<ParsedKey> {
   let data: Buffer;
   try {
     data = await readFile(path);
@@ -59,34 +91,139 @@ async function loadPrivateKey(node: string, path: string, passphrase: string | u
     const hint = passphrase === undefined ? '' : ' (wrong passphrase?)';
     throw new SshError(node, `identity file ${path} cannot be used${hint}: ${parsed.message.replace(/passphrase.*$/i, 'passphrase')}`);
   }
-  return data;
+  // Decrypted once here (bcrypt is slow): ssh2 gets the parsed key and never sees the passphrase again.
+  return parsed;
 }
+
+/**
+ * The keys and agent one hop authenticates with. Identity files are tried in
+ * order; one that is missing or cannot be decrypted is skipped (with a debug
+ * line) as long as another way remains, else its problem is the error.
+ */
+async function hopAuth(
+  node: string,
+  label: string,
+  files: string[],
+  agent: string | null | undefined,
+  identitiesOnly: boolean,
+  opts: ConnectOptions,
+  loaded: Map<string, Promise<ParsedKey>>,
+): Promise<Auth> {
+  const keys: Auth['keys'] = [];
+  const problems: SshError[] = [];
+  for (const path of files) {
+    try {
+      let key = loaded.get(path);
+      if (!key) {
+        key = loadPrivateKey(node, path, opts.keyPassphrase);
+        key.catch(() => undefined);
+        loaded.set(path, key);
+      }
+      keys.push({ path, key: await key });
+    } catch (err) {
+      if (!(err instanceof SshError)) throw err;
+      problems.push(err);
+    }
+  }
+  const agentSocket = identitiesOnly && files.length > 0 ? undefined : agent === null ? undefined : (agent ?? opts.agentSocket);
+  if (keys.length === 0 && !agentSocket) {
+    if (problems[0]) throw problems[0];
+    throw new SshError(node, files.length === 0 && agent === null
+      ? `${label}: no way to authenticate: no identity file, and IdentityAgent none`
+      : 'no way to authenticate: the inventory names no identityFile and no SSH agent is available (SSH_AUTH_SOCK)');
+  }
+  for (const p of problems) opts.log.debug(`${p.message} (skipped; trying the other keys${agentSocket ? ' and the agent' : ''})`);
+  return { keys, ...(agentSocket ? { agent: agentSocket } : {}) };
+}
+
+function identityFilesOf(t: { identityFile?: string; identityFiles?: string[] }): string[] {
+  return t.identityFiles?.length ? t.identityFiles : t.identityFile ? [t.identityFile] : [];
+}
+
+/** The key of a hop connection in the pool: the chain up to it, and how its host key is checked. */
+function chainKey(chain: JumpHost[], node: NodeSpec): string {
+  return JSON.stringify(chain.map((j) => [j.user, j.host.toLowerCase(), j.port, j.knownHostsFiles ?? node.ssh.knownHostsFiles ?? [node.ssh.knownHosts], j.hostKeyPolicy ?? node.ssh.hostKeyPolicy]));
+}
+
+/** A one-use pool: each node opens and closes its own chain. */
+const privatePool: HopPool = {
+  async acquire(_key, open) {
+    const client = await open();
+    return { client, release: () => client.end() };
+  },
+};
 
 export async function openConnection(node: NodeSpec, opts: ConnectOptions): Promise<Connection> {
   const t = node.ssh;
-  const deadline = Date.now() + opts.connectTimeoutMs;
-  const privateKey = t.identityFile ? await loadPrivateKey(node.name, t.identityFile, opts.keyPassphrase) : undefined;
-  if (!privateKey && !opts.agentSocket) {
-    throw new SshError(node.name, 'no way to authenticate: the inventory names no identityFile and no SSH agent is available (SSH_AUTH_SOCK)');
-  }
-  const auth = { privateKey, passphrase: opts.keyPassphrase, agent: opts.agentSocket };
-  const target: Hop = { label: `${t.user}@${t.host}:${t.port}`, host: t.host, port: t.port, user: t.user };
-  if (!t.jumpHost) return { client: await connectHop(node, target, auth, deadline, opts) };
-
-  const j = t.jumpHost;
-  const jumpHop: Hop = { label: `jump host ${j.user}@${j.host}:${j.port}`, host: j.host, port: j.port, user: j.user };
-  const jump = await connectHop(node, jumpHop, auth, deadline, opts);
+  const connectTimeoutMs = t.connectTimeoutMs ?? opts.connectTimeoutMs;
+  const hopOpts: ConnectOptions = {
+    ...opts,
+    connectTimeoutMs,
+    keepaliveIntervalMs: t.keepaliveIntervalMs ?? opts.keepaliveIntervalMs,
+    ...(t.keepaliveCountMax !== undefined ? { keepaliveCountMax: t.keepaliveCountMax } : {}),
+  };
+  const loaded = new Map<string, Promise<ParsedKey>>();
+  const nodeFiles = identityFilesOf(t);
+  const knownHosts = t.knownHostsFiles?.length ? t.knownHostsFiles : [t.knownHosts];
+  const target: Hop = {
+    label: `${t.user}@${t.host}:${t.port}`,
+    host: t.host,
+    port: t.port,
+    user: t.user,
+    knownHosts,
+    policy: t.hostKeyPolicy,
+    auth: await hopAuth(node.name, `${t.user}@${t.host}:${t.port}`, nodeFiles, t.agentSocket, t.identitiesOnly ?? false, opts, loaded),
+  };
+  // The deadline starts after the keys are decrypted (local work, not the network's).
+  const deadline = Date.now() + connectTimeoutMs;
+  const chain = t.jumpHosts?.length ? t.jumpHosts : t.jumpHost ? [t.jumpHost] : [];
+  const pool = opts.hops ?? privatePool;
+  const leases: HopLease[] = [];
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    for (const l of [...leases].reverse()) l.release();
+  };
   try {
-    const stream = await forward(node.name, jump, target, deadline, opts.signal);
-    const client = await connectHop(node, target, auth, deadline, opts, stream);
-    return { client, jump };
+    for (const [i, j] of chain.entries()) {
+      const label = `jump host ${chain.length > 1 ? `${i + 1} of ${chain.length} ` : ''}${j.user}@${j.host}:${j.port}`;
+      const hop: Hop = {
+        label,
+        host: j.host,
+        port: j.port,
+        user: j.user,
+        knownHosts: j.knownHostsFiles?.length ? j.knownHostsFiles : knownHosts,
+        policy: j.hostKeyPolicy ?? t.hostKeyPolicy,
+        auth: j.identityFiles?.length || j.agentSocket !== undefined
+          ? await hopAuth(node.name, label, j.identityFiles?.length ? j.identityFiles : nodeFiles, j.agentSocket === undefined ? t.agentSocket : j.agentSocket, j.identitiesOnly ?? false, opts, loaded)
+          : target.auth,
+      };
+      const prev = leases[i - 1]?.client;
+      const lease = await pool
+        .acquire(chainKey(chain.slice(0, i + 1), node), async () => {
+          const sock = prev ? await forward(node.name, prev, hop, deadline, opts.signal) : undefined;
+          return connectHop(node, hop, deadline, hopOpts, sock);
+        })
+        .catch((err: unknown) => {
+          // The hop may have been opened (and failed) for another node: name this one.
+          if (err instanceof SshError && err.node !== node.name) throw new SshError(node.name, err.message.slice(err.node.length + 2), err);
+          throw err;
+        });
+      leases.push(lease);
+    }
+    const last = leases.at(-1)?.client;
+    const stream = last ? await forward(node.name, last, target, deadline, opts.signal) : undefined;
+    const client = await connectHop(node, target, deadline, hopOpts, stream);
+    const jumps = leases.map((l) => l.client);
+    return { client, jumps, ...(jumps[0] ? { jump: jumps[0] } : {}), release };
   } catch (err) {
-    jump.destroy();
+    release();
     throw err;
   }
 }
 
-function forward(node: string, jump: Client, target: Hop, deadline: number, signal?: AbortSignal): Promise<Duplex> {
+function forward(node: string, jump: Client, target: { host: string; port: number }, deadline: number, signal?: AbortSignal): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new SshError(node, `jump host did not open a channel to ${target.host}:${target.port} in time`)), Math.max(0, deadline - Date.now()));
     const onAbort = () => reject(new SshError(node, 'connect aborted'));
@@ -107,17 +244,11 @@ const STAGE_TEXT: Record<Stage, string> = {
   authenticating: 'SSH handshake done, but authentication did not finish',
 };
 
-function connectHop(
-  node: NodeSpec,
-  hop: Hop,
-  auth: { privateKey?: Buffer; passphrase?: string; agent?: string },
-  deadline: number,
-  opts: ConnectOptions,
-  sock?: Duplex,
-): Promise<Client> {
+function connectHop(node: NodeSpec, hop: Hop, deadline: number, opts: ConnectOptions, sock?: Duplex): Promise<Client> {
   const name = node.name;
-  const { knownHosts, hostKeyPolicy } = node.ssh;
-  return knownKeyTypesFor(knownHosts, hop.host, hop.port).then(
+  const { knownHosts: files, policy: hostKeyPolicy, auth } = hop;
+  const knownHosts = files.join(', ');
+  return knownKeyTypesInFiles(files, hop.host, hop.port).then(
     (knownTypes) =>
       new Promise<Client>((resolve, reject) => {
         const client = new Client();
@@ -157,13 +288,13 @@ function connectHop(
           // ssh2's own timer is a fallback; ours fires first with a better message.
           readyTimeout: remaining + 5_000,
           keepaliveInterval: opts.keepaliveIntervalMs,
-          keepaliveCountMax: 3,
+          keepaliveCountMax: opts.keepaliveCountMax ?? 3,
           algorithms: { serverHostKey: orderHostKeyAlgos(knownTypes) as never },
           hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
-            verifyHostKey({ knownHostsPath: knownHosts, host: hop.host, port: hop.port, key, policy: hostKeyPolicy }).then(
+            verifyHostKeyInFiles({ files, host: hop.host, port: hop.port, key, policy: hostKeyPolicy }).then(
               (r) => {
-                if (r.added) opts.log.warn(`${name}: added ${hop.host}:${hop.port} ${r.keyType} ${r.fingerprint} to ${knownHosts} (hostKeyPolicy accept-new)`);
-                if (r.status !== 'ok') hostKeyProblem = hostKeyMessage(r.status, r, hop, knownHosts);
+                if (r.added) opts.log.warn(`${name}: added ${hop.host}:${hop.port} ${r.keyType} ${r.fingerprint} to ${r.file} (hostKeyPolicy accept-new)`);
+                if (r.status !== 'ok') hostKeyProblem = hostKeyMessage(r.status, r, hop, r.status === 'unknown' ? knownHosts : (r.file ?? knownHosts));
                 verify(r.status === 'ok');
               },
               (err: unknown) => {
@@ -174,9 +305,11 @@ function connectHop(
           },
         };
         if (sock) config.sock = sock;
-        if (auth.privateKey) config.privateKey = auth.privateKey;
-        if (auth.passphrase !== undefined) config.passphrase = auth.passphrase;
-        if (auth.agent) config.agent = auth.agent;
+        // Each identity file in order, then the agent (ssh2 takes one privateKey; the handler list takes many).
+        config.authHandler = [
+          ...auth.keys.map((k) => ({ type: 'publickey' as const, username: hop.user, key: k.key })),
+          ...(auth.agent ? [{ type: 'agent' as const, username: hop.user, agent: auth.agent }] : []),
+        ] as never;
         try {
           client.connect(config);
         } catch (err) {
@@ -199,9 +332,10 @@ function hostKeyMessage(status: 'unknown' | 'changed' | 'revoked', r: { keyType:
   }
 }
 
-function describeConnectError(err: Error & { level?: string; code?: string }, hop: Hop, auth: { privateKey?: Buffer; agent?: string }): string {
+function describeConnectError(err: Error & { level?: string; code?: string }, hop: Hop, auth: Auth): string {
   if (err.level === 'client-authentication') {
-    const tried = [auth.privateKey ? 'identity file' : '', auth.agent ? 'SSH agent' : ''].filter(Boolean).join(' and ');
+    const files = auth.keys.length === 1 ? 'identity file' : auth.keys.length > 1 ? `${auth.keys.length} identity files` : '';
+    const tried = [files, auth.agent ? 'SSH agent' : ''].filter(Boolean).join(' and ');
     return `authentication failed for user ${hop.user} (tried ${tried || 'nothing'})`;
   }
   switch (err.code) {

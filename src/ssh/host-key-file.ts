@@ -67,3 +67,35 @@ export async function verifyHostKey(opts: {
     return { ...again, status: 'ok', added: true };
   });
 }
+
+export interface MultiVerifyResult extends VerifyResult {
+  /** The file whose line decided (ok, changed, revoked), or where an accepted key was appended. */
+  file?: string;
+}
+
+/**
+ * Check a presented host key against several known_hosts files, as ssh does
+ * with several UserKnownHostsFile: a @revoked line in any file refuses, a
+ * matching line in any file accepts, else a line for the host under another
+ * key means "changed". Under accept-new an unknown key is appended to the
+ * first file only.
+ */
+export async function verifyHostKeyInFiles(opts: { files: string[]; host: string; port: number; key: Buffer; policy: HostKeyPolicy }): Promise<MultiVerifyResult> {
+  const { files, host, port, key, policy } = opts;
+  if (files.length === 0) throw new Error('no known_hosts file to check against');
+  if (files.length === 1) {
+    const r = await verifyHostKey({ knownHostsPath: files[0]!, host, port, key, policy });
+    return { ...r, file: files[0]! };
+  }
+  const checks = await Promise.all(files.map(async (file) => ({ file, r: checkHostKey((await readKnownHosts(file)).entries, host, port, key) })));
+  const pick = (status: HostKeyCheck['status']) => checks.find((c) => c.r.status === status);
+  const decided = pick('revoked') ?? pick('ok') ?? pick('changed');
+  if (decided) return { ...decided.r, added: false, file: decided.file };
+  const r = await verifyHostKey({ knownHostsPath: files[0]!, host, port, key, policy });
+  return { ...r, file: files[0]! };
+}
+
+export async function knownKeyTypesInFiles(files: string[], host: string, port: number): Promise<string[]> {
+  const all = await Promise.all(files.map((f) => knownKeyTypesFor(f, host, port)));
+  return [...new Set(all.flat())];
+}

@@ -7,7 +7,7 @@ import type { NodeSpec } from '../core/types.js';
 import { RemoteCommandError, RemoteCommandInterruptedError, SshError } from '../errors.js';
 import { silentLogger, type Logger } from '../output/logger.js';
 import type { Client } from 'ssh2';
-import { openConnection, type Connection } from './connect.js';
+import { openConnection, type Connection, type HopLease, type HopPool } from './connect.js';
 import { execCommand, type RunningCommand } from './run-command.js';
 import type { NodeSession, RunOptions, RunResult, Transport } from './transport.js';
 
@@ -26,8 +26,74 @@ export interface SshTransportOptions {
 /** OpenSSH's default MaxSessions is 10; stay under it so channel opens never fail on a busy node. */
 const MAX_CHANNELS = 8;
 
+/**
+ * Jump hop connections shared by every node behind them, keyed by the chain
+ * up to the hop: opened once (concurrent connects wait for the same one),
+ * closed when the last node using it lets go, forgotten when it drops so the
+ * next node opens a fresh one.
+ */
+export class SharedHops implements HopPool {
+  private readonly entries = new Map<string, { opening: Promise<Client>; refs: number; dead: boolean }>();
+
+  /** How many hop connections are open or opening (tests look). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async acquire(key: string, open: () => Promise<Client>): Promise<HopLease> {
+    let entry = this.entries.get(key);
+    if (!entry || entry.dead) {
+      const e = { opening: open(), refs: 0, dead: false };
+      entry = e;
+      this.entries.set(key, e);
+      const forget = () => {
+        e.dead = true;
+        if (this.entries.get(key) === e) this.entries.delete(key);
+      };
+      e.opening.then((c) => c.once('close', forget), forget);
+    }
+    const e = entry;
+    e.refs++;
+    let client: Client;
+    try {
+      client = await e.opening;
+    } catch (err) {
+      e.refs--;
+      throw err;
+    }
+    let released = false;
+    return {
+      client,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--e.refs > 0) return;
+        if (this.entries.get(key) === e) this.entries.delete(key);
+        e.dead = true;
+        endClient(client);
+      },
+    };
+  }
+}
+
+/** A polite end first; a peer that never answers must not hold us up. */
+function endClient(c: Client): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      c.destroy();
+      resolve();
+    }, 2_000);
+    c.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    c.end();
+  });
+}
+
 export function createSshTransport(opts: SshTransportOptions = {}): Transport {
   const log = opts.log ?? silentLogger;
+  const hops = new SharedHops();
   return {
     async connect(node: NodeSpec, connectOpts: { signal?: AbortSignal } = {}): Promise<NodeSession> {
       const conn = await openConnection(node, {
@@ -37,8 +103,10 @@ export function createSshTransport(opts: SshTransportOptions = {}): Transport {
         keyPassphrase: opts.keyPassphrase,
         log,
         signal: connectOpts.signal,
+        hops,
       });
-      log.debug(`${node.name}: connected to ${node.ssh.user}@${node.ssh.host}:${node.ssh.port}${node.ssh.jumpHost ? ` via ${node.ssh.jumpHost.host}` : ''}`);
+      const chain = node.ssh.jumpHosts?.length ? node.ssh.jumpHosts : node.ssh.jumpHost ? [node.ssh.jumpHost] : [];
+      log.debug(`${node.name}: connected to ${node.ssh.user}@${node.ssh.host}:${node.ssh.port}${chain.length ? ` via ${chain.map((j) => `${j.user}@${j.host}:${j.port}`).join(' -> ')}` : ''}`);
       return new Ssh2Session(node, conn, log);
     },
   };
@@ -74,18 +142,30 @@ class Ssh2Session implements NodeSession {
     this.node = spec.name;
     // Listeners stay for the connection's life: a drop must never be an unhandled 'error'.
     const clients: [Client, string][] = [[conn.client, 'connection']];
-    if (conn.jump) clients.push([conn.jump, 'jump host connection']);
+    conn.jumps.forEach((j, i) => clients.push([j, conn.jumps.length > 1 ? `jump host ${i + 1} connection` : 'jump host connection']));
     for (const [client, what] of clients) {
-      client.on('error', (err: Error) => {
+      const onError = (err: Error) => {
         log.debug(`${this.node}: ${what} error: ${err.message}`);
         this.gone(`${what} error: ${err.message}`);
-      });
-      client.on('close', () => {
+      };
+      const onClose = () => {
         this.closedClients.add(client);
         this.gone(`${what} closed`);
-      });
+      };
+      client.on('error', onError);
+      client.on('close', onClose);
+      // Shared hops carry one pair per node behind them: not a leak, and taken off again on close().
+      if (client !== conn.client) {
+        client.setMaxListeners(0);
+        this.detach.push(() => {
+          client.off('error', onError);
+          client.off('close', onClose);
+        });
+      }
     }
   }
+
+  private readonly detach: (() => void)[] = [];
 
   private readonly closedClients = new Set<Client>();
 
@@ -169,25 +249,9 @@ class Ssh2Session implements NodeSession {
 
   async close(): Promise<void> {
     this.gone('the session was closed');
-    const clients = [this.conn.client, ...(this.conn.jump ? [this.conn.jump] : [])];
-    await Promise.all(
-      clients
-        .filter((c) => !this.closedClients.has(c))
-        .map(
-          (c) =>
-            new Promise<void>((resolve) => {
-              // A polite end first; a peer that never answers must not hold us up.
-              const timer = setTimeout(() => {
-                c.destroy();
-                resolve();
-              }, 2_000);
-              c.once('close', () => {
-                clearTimeout(timer);
-                resolve();
-              });
-              c.end();
-            }),
-        ),
-    );
+    // The node's own connection first; the shared jump hops close when no other node uses them.
+    if (!this.closedClients.has(this.conn.client)) await endClient(this.conn.client);
+    for (const d of this.detach.splice(0)) d();
+    this.conn.release();
   }
 }

@@ -45,6 +45,12 @@ export interface ApplyOptions extends NodeSelection {
   reportPath: string;
   /** Asked once the plan is known and before any node is touched; false cancels (exit 3). */
   confirm: (plan: Plan) => Promise<boolean>;
+  /** Control-plane nodes in the final batches; undefined: on for inventories from `inventory from-kubectl` (`source: kubernetes`). */
+  controlPlaneLast?: boolean;
+  /** Each batch holds nodes of one value of this label only. */
+  serialBy?: string;
+  /** Upgrade nodes that fail their health gates before the change instead of skipping them. */
+  includeUnhealthy?: boolean;
   onPlan?: (plan: Plan) => void;
   onEvent?: (e: ExecutorEvent) => void;
   log: Logger;
@@ -148,6 +154,9 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyResult> {
     windows: opts.windows ?? [],
     ...(opts.now ? { now: opts.now } : {}),
     resumedFrom: resumed ? { runId: resumed.runId, path: resumed.path, finished: resumed.finished } : null,
+    controlPlaneLast: opts.controlPlaneLast ?? inventory.source === 'kubernetes',
+    ...(opts.serialBy ? { serialBy: opts.serialBy } : {}),
+    includeUnhealthy: opts.includeUnhealthy ?? false,
   });
   await writeReport(report, opts.reportPath);
   return { plan, report, reportPath: opts.reportPath };

@@ -22,6 +22,8 @@ export interface CliEnv {
   cacheDir: string;
   /** Working directory: reports land in its .runc-rollout/runs/. */
   cwd: string;
+  /** Extra environment for the CLI (e.g. RUNC_ROLLOUT_NOW). */
+  env?: Record<string, string>;
 }
 
 export function assertBuilt(): void {
@@ -33,7 +35,7 @@ export function startCli(env: CliEnv, args: string[], onOutput?: (text: string, 
   const child = spawn(
     process.execPath,
     [join(ROOT, 'bin/runc-rollout'), '--github-api-url', env.apiUrl, '--cache-dir', env.cacheDir, '--keyring', env.fixtures.keyringPath, ...args],
-    { cwd: env.cwd, env: { ...process.env, CI: 'true', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: env.cwd, env: { ...process.env, CI: 'true', NO_COLOR: '1', ...env.env }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stdout = '';
   let stderr = '';

@@ -2,7 +2,8 @@
 // transport and a scripted per-node pipeline; the real pipeline is covered
 // end to end in test/e2e/apply.test.ts.
 import { describe, expect, it } from 'vitest';
-import { executePlan, type ExecutorEvent, type UpgradeFn } from '../../src/apply/executor.js';
+import { executePlan, type ExecutorEvent, type RollbackFn, type UpgradeFn } from '../../src/apply/executor.js';
+import { parseWindows } from '../../src/core/window.js';
 import type { NodeOutcome, NodeStatus } from '../../src/apply/types.js';
 import type { NodePlan, NodeSpec, Plan, PlanAction, VerifiedRelease } from '../../src/core/types.js';
 import { ReleaseError } from '../../src/errors.js';
@@ -257,6 +258,221 @@ describe('executePlan', () => {
       ['failed', 'stage'],
       ['unknown', 'swap'],
     ]);
+  });
+
+  describe('rollout policies', () => {
+    /** A rollback that records the order it was asked in and restores the plan's current version. */
+    function recordingRollback(order: string[], fail: string[] = []): RollbackFn {
+      return async (_s, node) => {
+        order.push(node.name);
+        const ok = !fail.includes(node.name);
+        return {
+          name: node.name,
+          host: node.ssh.host,
+          status: ok ? 'rolled-back' : 'failed',
+          from: { version: null, sha256: SHA },
+          to: ok ? { version: '1.1.0', sha256: 'a'.repeat(64) } : null,
+          failedStep: ok ? null : 'rollback',
+          error: ok ? null : 'restore failed',
+          backupPath: null,
+          sysctl: { before: null, after: null },
+          steps: [{ name: 'rollback', status: ok ? 'ok' : 'failed', startedAt: '', durationMs: 0 }],
+          rollback: { ok, smokeOk: ok ? true : null, error: ok ? null : 'restore failed', manualCommands: [] },
+        };
+      };
+    }
+
+    it('rollback-all rolls back every node this run upgraded, newest first, and says so per node', async () => {
+      const { transport, open } = fakeTransport();
+      const order: string[] = [];
+      const events: ExecutorEvent[] = [];
+      const report = await executePlan({
+        ...base,
+        canary: 0,
+        batch: 2,
+        maxFailures: 0,
+        onBudgetExceeded: 'rollback-all',
+        plan: plan([...names(5).map((n) => nodePlan(n)), nodePlan('n6', 'none')]),
+        nodes: names(6).map(nodeSpec),
+        transport,
+        // n1, n2 upgraded in batch 1; batch 2: n3 upgraded, n4 fails; n5, n6 never start
+        upgrade: scripted({ n4: 'rolled-back' }, [], undefined),
+        rollback: recordingRollback(order),
+        onEvent: (e) => events.push(e),
+      });
+      expect(order).toEqual(['n3', 'n2', 'n1']);
+      expect(report.stoppedReason).toBe('budget-exceeded');
+      expect(report.nodes.map((n) => [n.name, n.status, n.policy ?? null])).toEqual([
+        ['n1', 'rolled-back', 'rollback-all'],
+        ['n2', 'rolled-back', 'rollback-all'],
+        ['n3', 'rolled-back', 'rollback-all'],
+        ['n4', 'rolled-back', null],
+        ['n5', 'not-attempted', 'budget'],
+        ['n6', 'not-attempted', 'budget'],
+      ]);
+      expect(report.nodes[0]).toMatchObject({ from: { version: '1.1.0' }, to: { version: '1.1.0' }, error: expect.stringMatching(/rolled back by --on-budget-exceeded rollback-all/) });
+      expect(report.options).toMatchObject({ onBudgetExceeded: 'rollback-all', onUnreachable: 'fail' });
+      expect(report.exitCode).toBe(1);
+      expect(open.size).toBe(0);
+      expect(events.find((e) => e.type === 'rollback-all-start')).toMatchObject({ nodes: ['n3', 'n2', 'n1'] });
+    });
+
+    it('rollback-all: a failed rollback is failed, the others still rolled back; stop leaves upgraded nodes alone', async () => {
+      const order: string[] = [];
+      const report = await executePlan({
+        ...base,
+        canary: 0,
+        batch: 1,
+        onBudgetExceeded: 'rollback-all',
+        plan: plan(names(4).map((n) => nodePlan(n))),
+        nodes: names(4).map(nodeSpec),
+        transport: fakeTransport().transport,
+        upgrade: scripted({ n3: 'failed' }, []),
+        rollback: recordingRollback(order, ['n2']),
+      });
+      expect(order).toEqual(['n2', 'n1']);
+      expect(report.nodes.map((n) => [n.status, n.policy ?? null])).toEqual([
+        ['rolled-back', 'rollback-all'],
+        ['failed', 'rollback-all'],
+        ['failed', null],
+        ['not-attempted', 'budget'],
+      ]);
+      const stopOrder: string[] = [];
+      const stopped = await executePlan({
+        ...base,
+        canary: 0,
+        batch: 1,
+        plan: plan(names(3).map((n) => nodePlan(n))),
+        nodes: names(3).map(nodeSpec),
+        transport: fakeTransport().transport,
+        upgrade: scripted({ n2: 'failed' }, []),
+        rollback: recordingRollback(stopOrder),
+      });
+      expect(stopOrder).toEqual([]);
+      expect(stopped.nodes.map((n) => n.status)).toEqual(['upgraded', 'failed', 'not-attempted']);
+    });
+
+    it('rollback-all also undoes the run when the last batch exceeds the budget', async () => {
+      const order: string[] = [];
+      const report = await executePlan({
+        ...base,
+        canary: 0,
+        batch: 2,
+        onBudgetExceeded: 'rollback-all',
+        plan: plan(names(2).map((n) => nodePlan(n))),
+        nodes: names(2).map(nodeSpec),
+        transport: fakeTransport().transport,
+        upgrade: scripted({ n2: 'failed' }, []),
+        rollback: recordingRollback(order),
+      });
+      expect(order).toEqual(['n1']);
+      expect(report.stoppedReason).toBe('budget-exceeded');
+    });
+
+    it('on-unreachable fail: a node lost mid-run counts against the budget', async () => {
+      const started: string[] = [];
+      const report = await executePlan({
+        ...base,
+        canary: 0,
+        batch: 1,
+        plan: plan(names(3).map((n) => nodePlan(n))),
+        nodes: names(3).map(nodeSpec),
+        transport: fakeTransport(['n1']).transport,
+        upgrade: scripted({}, started),
+      });
+      expect(started).toEqual([]);
+      expect(report.nodes.map((n) => [n.status, n.policy ?? null])).toEqual([
+        ['unreachable', null],
+        ['not-attempted', 'budget'],
+        ['not-attempted', 'budget'],
+      ]);
+      expect(report.batches[0]?.failures).toBe(1);
+    });
+
+    it('on-unreachable skip: unreachable nodes (planned or mid-run) are outside the budget; the others proceed', async () => {
+      const started: string[] = [];
+      const report = await executePlan({
+        ...base,
+        canary: 0,
+        batch: 1,
+        onUnreachable: 'skip',
+        plan: plan([nodePlan('n1', 'unreachable'), nodePlan('n2'), nodePlan('n3'), nodePlan('n4')]),
+        nodes: names(4).map(nodeSpec),
+        transport: fakeTransport(['n2']).transport,
+        upgrade: scripted({}, started),
+      });
+      expect(started).toEqual(['n3', 'n4']);
+      expect(report.nodes.map((n) => [n.name, n.status, n.policy ?? null])).toEqual([
+        ['n1', 'unreachable', 'unreachable-skip'],
+        ['n2', 'unreachable', 'unreachable-skip'],
+        ['n3', 'upgraded', null],
+        ['n4', 'upgraded', null],
+      ]);
+      expect(report.stoppedReason).toBeNull();
+      expect(report.batches.map((b) => b.failures)).toEqual([0, 0, 0]);
+      // not in the desired state, so not exit 0
+      expect(report.exitCode).toBe(1);
+    });
+
+    it('windows: no batch starts outside one; the rest is not-attempted with policy window; exit 0', async () => {
+      const started: string[] = [];
+      const reads: string[] = [];
+      const instants = ['2026-11-28T01:00:00Z', '2026-11-28T04:59:00Z', '2026-11-28T05:00:00Z'];
+      const report = await executePlan({
+        ...base,
+        canary: 0,
+        batch: 1,
+        windows: parseWindows(['Sat 01:00-05:00 UTC']),
+        now: () => {
+          const t = instants[Math.min(reads.length, instants.length - 1)] as string;
+          reads.push(t);
+          return new Date(t);
+        },
+        plan: plan(names(4).map((n) => nodePlan(n))),
+        nodes: names(4).map(nodeSpec),
+        transport: fakeTransport().transport,
+        upgrade: scripted({}, started),
+      });
+      expect(started).toEqual(['n1', 'n2']);
+      expect(reads.length).toBe(3);
+      expect(report.stoppedReason).toBe('window');
+      expect(report.nodes.map((n) => [n.status, n.policy ?? null])).toEqual([
+        ['upgraded', null],
+        ['upgraded', null],
+        ['not-attempted', 'window'],
+        ['not-attempted', 'window'],
+      ]);
+      expect(report.nodes[2]?.error).toMatch(/no rollout window open/);
+      expect(report.options.windows).toEqual(['Sat 01:00-05:00 UTC']);
+      expect(report.exitCode).toBe(0);
+    });
+
+    it('a window already closed starts nothing; one open throughout changes nothing', async () => {
+      const started: string[] = [];
+      const closed = await executePlan({
+        ...base,
+        windows: parseWindows(['Sun 01:00-05:00 UTC']),
+        now: () => new Date('2026-11-28T02:00:00Z'),
+        plan: plan(names(2).map((n) => nodePlan(n))),
+        nodes: names(2).map(nodeSpec),
+        transport: fakeTransport().transport,
+        upgrade: scripted({}, started),
+      });
+      expect(started).toEqual([]);
+      expect(closed.nodes.map((n) => n.policy)).toEqual(['window', 'window']);
+      expect(closed.exitCode).toBe(0);
+      const open = await executePlan({
+        ...base,
+        windows: parseWindows(['Sun 01:00-05:00 UTC', 'Sat 01:00-05:00 UTC']),
+        now: () => new Date('2026-11-28T02:00:00Z'),
+        plan: plan(names(2).map((n) => nodePlan(n))),
+        nodes: names(2).map(nodeSpec),
+        transport: fakeTransport().transport,
+        upgrade: scripted({}, started),
+      });
+      expect(open.stoppedReason).toBeNull();
+      expect(open.nodes.map((n) => n.status)).toEqual(['upgraded', 'upgraded']);
+    });
   });
 
   it('refuses a plan whose target digest is not the verified asset, touching nothing', async () => {
