@@ -69,8 +69,9 @@ export class SharedHops implements HopPool {
         released = true;
         if (--e.refs > 0) return;
         if (this.entries.get(key) === e) this.entries.delete(key);
+        const alreadyClosed = e.dead;
         e.dead = true;
-        endClient(client);
+        if (!alreadyClosed) void endClient(client);
       },
     };
   }
