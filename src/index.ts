@@ -11,6 +11,8 @@ export type { ExecutorEvent } from './apply/executor.js';
 export type { NodeEvent, NodeOutcome, NodeStatus, StepName } from './apply/types.js';
 export type { Inventory, NodePlan, NodeSpec, Plan, VerifiedRelease, Arch } from './core/types.js';
 export { advisoriesFor } from './core/advisories.js';
+export { parseWindow, inWindow, windowsOpen, type RolloutWindow } from './core/window.js';
+export { describePolicies, type NodePolicy, type OnBudgetExceeded, type OnUnreachable } from './core/policies.js';
 export { ExitCode, RolloutError, InputError, ReleaseError, SshError, RemoteCommandError, InterruptedError } from './errors.js';
 export { silentLogger, type Logger } from './output/logger.js';
 export { toJUnitXml, planToJUnitXml } from './output/junit.js';

@@ -7,6 +7,8 @@ import { hostname } from 'node:os';
 import { newRunId, defaultReportPath, type RunReport } from './apply/report.js';
 import type { ExecutorEvent } from './apply/executor.js';
 import type { BatchSize, FailureBudget } from './core/batching.js';
+import type { OnBudgetExceeded, OnUnreachable } from './core/policies.js';
+import { parseWindows } from './core/window.js';
 import type { Arch, Plan, VerifiedRelease } from './core/types.js';
 import { silentLogger, type Logger } from './output/logger.js';
 import { DEFAULT_REPO, fetchRelease, type ReleaseOptions } from './release/fetch.js';
@@ -127,6 +129,13 @@ export interface ApplyOptions extends PlanOptions {
   onPlan?: (plan: Plan) => void;
   /** Progress: batches, nodes and every step of every node. */
   onEvent?: (event: ExecutorEvent) => void;
+  /** Rollout policies, as the CLI flags of the same names (defaults fail, stop, no windows). */
+  onUnreachable?: OnUnreachable;
+  onBudgetExceeded?: OnBudgetExceeded;
+  /** `--window` specs, e.g. `Sat 01:00-05:00 Europe/Berlin`. */
+  windows?: string[];
+  /** The clock the windows are checked against (default the system clock). */
+  now?: () => Date;
 }
 
 const count = (n: number | BatchSize): BatchSize => (typeof n === 'number' ? { kind: 'count', count: n } : n);
@@ -154,6 +163,10 @@ export async function apply(opts: ApplyOptions): Promise<RunReport> {
     toolVersion: toolVersion(),
     reportPath: opts.reportPath ?? defaultReportPath(opts.cwd ?? '.', runId),
     confirm: async (p) => opts.confirm(p),
+    onUnreachable: opts.onUnreachable ?? 'fail',
+    onBudgetExceeded: opts.onBudgetExceeded ?? 'stop',
+    windows: parseWindows(opts.windows ?? [], 'windows'),
+    ...(opts.now ? { now: opts.now } : {}),
     ...(opts.onPlan ? { onPlan: opts.onPlan } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
     log,

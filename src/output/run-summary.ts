@@ -89,11 +89,13 @@ export function renderSummary(report: RunReport, reportPath: string | null): str
     }
   }
   if (report.stoppedReason === 'budget-exceeded') {
-    const rolled = report.nodes.filter((n) => n.policy === 'rollback-all');
+    const rolled = report.nodes.filter((n) => n.policy === 'rollback-all' && n.status === 'rolled-back');
+    const notRolled = report.nodes.filter((n) => n.policy === 'rollback-all' && n.status !== 'rolled-back');
     lines.push(
       `Stopped: more nodes failed than --max-failures ${report.options.maxFailures} allows; the rest were not attempted` +
         (rolled.length ? `; ${rolled.length} node(s) this run upgraded were rolled back (--on-budget-exceeded rollback-all): ${rolled.map((n) => n.name).join(', ')}.` : '.'),
     );
+    if (notRolled.length) lines.push(`NOT rolled back despite --on-budget-exceeded rollback-all: ${notRolled.map((n) => `${n.name} (${n.status})`).join(', ')}.`);
   }
   const skipped = report.nodes.filter((n) => n.policy === 'unreachable-skip');
   if (skipped.length) lines.push(`Unreachable, skipped (--on-unreachable skip), not upgraded: ${skipped.map((n) => n.name).join(', ')}.`);
