@@ -104,6 +104,7 @@ export async function healthBefore(run: NodeRun, h: HealthSpec | undefined, incl
     return { skip: null, wasUnhealthy: false };
   } catch (err) {
     const f = err as StepFailure;
+    if (signal?.aborted) return { skip: 'not attempted: interrupted during the health check', wasUnhealthy: false };
     if (includeUnhealthy && !f.lostConnection) return { skip: null, wasUnhealthy: true };
     return { skip: `skipped: unhealthy before the upgrade, nothing was changed (${f.message.split('\n')[0]}); fix the node or pass --include-unhealthy`, wasUnhealthy: true };
   }

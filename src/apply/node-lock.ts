@@ -36,6 +36,9 @@ export function buildLockScript(o: LockScriptOptions): string {
 for rr_t in ${TOOLS.join(' ')}; do
   command -v "$rr_t" >/dev/null 2>&1 || rr_die "required tool not found on the node: $rr_t"
 done
+# Replacing a root-owned binary needs root: say so, rather than fail later on a file we may not write.
+RR_UID=$(id -u 2>/dev/null || :)
+[ "$RR_UID" = 0 ] || rr_die "commands run as $(id -un 2>/dev/null || echo "uid $RR_UID"), not root: runc-rollout replaces a root-owned binary; connect as root, or set ssh.sudo: true for a user with passwordless sudo"
 RR_SD=${q(stateDir)}
 RR_LOCK=${q(lockPath(stateDir))}
 RR_RUN=${q(oneLine(o.runId))}

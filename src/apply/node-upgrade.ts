@@ -17,6 +17,7 @@ import { buildSysctlApplyScript } from './sysctl-scripts.js';
 import type { NodeEvent, NodeJob, NodeOutcome } from './types.js';
 import { finishChange, initialOutcome, lockedNode, type Locked } from './node-upgrade-parts.js';
 import { healthAfter, healthBefore } from './health.js';
+import { reportStuckRuncInit } from './stuck-runc-init.js';
 
 export async function upgradeNode(session: NodeSession, job: NodeJob, emit: (e: NodeEvent) => void, signal?: AbortSignal): Promise<NodeOutcome> {
   const out = initialOutcome(job);
@@ -200,6 +201,8 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
     return finishChange(run, job, out, locked, f, record, tp, facts);
   }
 
+  // Old `runc init` processes the upgrade cannot reach: reported again, with age and parent (read-only).
+  await reportStuckRuncInit(run);
   // Done: record it and release the lock.
   const final = record && (locked.mode === 'upgrade' || needSysctl || record.phase !== 'done') ? withPhase(record, 'done', job.runId) : null;
   let unlockNote: string | null = null;

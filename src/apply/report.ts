@@ -8,10 +8,10 @@ import { z } from 'zod';
 import { ExitCode, InputError } from '../errors.js';
 import { ARCHES } from '../core/types.js';
 import { NODE_POLICIES, ON_BUDGET_EXCEEDED, ON_UNREACHABLE } from '../core/policies.js';
-import { HEALTH_STEPS, UPGRADE_STEPS, type NodeOutcome, type NodeStatus } from './types.js';
+import { HEALTH_STEPS, INFO_STEPS, UPGRADE_STEPS, type NodeOutcome, type NodeStatus } from './types.js';
 
 export const NODE_STATUSES = ['upgraded', 'unchanged', 'rolled-back', 'failed', 'not-attempted', 'unknown', 'unreachable'] as const satisfies readonly NodeStatus[];
-const STEP_NAMES = [...UPGRADE_STEPS, ...HEALTH_STEPS, 'rollback', 'unlock'] as const;
+const STEP_NAMES = [...UPGRADE_STEPS, ...HEALTH_STEPS, ...INFO_STEPS, 'rollback', 'unlock'] as const;
 
 const versionDigest = z.object({ version: z.string().nullable(), sha256: z.string().nullable() });
 const sysctlSnapshot = z.object({ live: z.number().nullable(), persisted: z.number().nullable() });

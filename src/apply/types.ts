@@ -18,7 +18,9 @@ export type UpgradeStep = (typeof UPGRADE_STEPS)[number];
 /** Health gates (inventory `health:`): run only on nodes that configure them (src/apply/health.ts). */
 export const HEALTH_STEPS = ['health', 'health-after-swap', 'health-after-sysctl'] as const;
 export type HealthStep = (typeof HEALTH_STEPS)[number];
-export type StepName = UpgradeStep | HealthStep | 'rollback' | 'unlock';
+/** Read-only report after a successful change: stuck `runc init` processes (src/apply/stuck-runc-init.ts). */
+export const INFO_STEPS = ['runc-init-check'] as const;
+export type StepName = UpgradeStep | HealthStep | (typeof INFO_STEPS)[number] | 'rollback' | 'unlock';
 
 export type StepStatus = 'start' | 'ok' | 'failed' | 'skipped';
 

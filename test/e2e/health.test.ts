@@ -131,7 +131,7 @@ describe.skipIf(unsupported)('health gates on the test fleet', () => {
     const h = healthz.get('good') as Healthz;
     const { outcome, events } = await upgrade('good', health('good', { commands: ['test -x /usr/local/sbin/runc'], settleMs: 1_000 }));
     expect(outcome.status, why(outcome)).toBe('upgraded');
-    expect(ends(events)).toEqual(['health', 'lock', 'stage', 'staged-smoke', 'backup', 'swap', 'verify', 'smoke', 'health-after-swap', 'sysctl', 'smoke-after-sysctl', 'health-after-sysctl', 'unlock'].map((s) => `${s}:ok`));
+    expect(ends(events)).toEqual(['health', 'lock', 'stage', 'staged-smoke', 'backup', 'swap', 'verify', 'smoke', 'health-after-swap', 'sysctl', 'smoke-after-sysctl', 'health-after-sysctl', 'runc-init-check', 'unlock'].map((s) => `${s}:ok`));
     const gate = outcome.steps.find((s) => s.name === 'health-after-swap');
     expect(gate?.message).toMatch(/kubelet healthz ok \(via (curl|wget)\), 1 health command passed, still healthy after settling 1s/);
     // Three gates, each a check plus the settle re-check.

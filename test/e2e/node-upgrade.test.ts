@@ -151,7 +151,7 @@ describe.skipIf(unsupported)('upgradeNode and rollbackNode on the test fleet', (
 
     // Every step, in order, started and ended ok.
     const ends = events.filter((e) => e.status !== 'start').map((e) => `${e.step}:${e.status}`);
-    expect(ends).toEqual(['lock', 'stage', 'staged-smoke', 'backup', 'swap', 'verify', 'smoke', 'sysctl', 'smoke-after-sysctl', 'unlock'].map((s) => `${s}:ok`));
+    expect(ends).toEqual(['lock', 'stage', 'staged-smoke', 'backup', 'swap', 'verify', 'smoke', 'sysctl', 'smoke-after-sysctl', 'runc-init-check', 'unlock'].map((s) => `${s}:ok`));
 
     expect(await fleet.sha256('good', RUNC)).toBe(sha(bins.exec));
     expect((await fleet.exec('good', `${RUNC} --version`)).stdout).toMatch(/^runc version 1\.2\.9$/m);

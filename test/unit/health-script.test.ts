@@ -1,6 +1,6 @@
 // The health gate script, run by the local sh against a loopback server, with
 // PATH narrowed to show what happens with curl, with wget only, and with neither.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -27,7 +27,13 @@ function binWith(clients: string[]): string {
   }
   return dir;
 }
-const run = (h: HealthSpec, path: string) => spawnSync(join(path, 'sh'), ['-c', buildHealthScript(h)], { encoding: 'utf8', env: { PATH: path }, timeout: 30_000 });
+/** Async: the server answering the script lives in this process. */
+const run = (h: HealthSpec, path: string) =>
+  new Promise<{ status: number | null; stdout: string; stderr: string }>((res) => {
+    execFile(join(path, 'sh'), ['-c', buildHealthScript(h)], { encoding: 'utf8', env: { PATH: path }, timeout: 30_000 }, (err, stdout, stderr) => {
+      res({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
+    });
+  });
 const spec = (extra: Partial<HealthSpec> = {}): HealthSpec => ({ kubelet: true, kubeletUrl: url, timeoutMs: 0, settleMs: 0, commands: [], ...extra });
 
 beforeAll(async () => {
@@ -40,44 +46,44 @@ afterAll(async () => {
 });
 
 describe('buildHealthScript', () => {
-  it.skipIf(!which('curl'))('passes on `ok` through curl, fails on anything else with the answer', () => {
+  it.skipIf(!which('curl'))('passes on `ok` through curl, fails on anything else with the answer', async () => {
     answer = 'ok';
     status = 200;
     const bin = binWith(['curl']);
-    const r = run(spec(), bin);
+    const r = await run(spec(), bin);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^tool curl$/m);
     answer = '[-]pleg failed';
     status = 500;
-    const bad = run(spec(), bin);
+    const bad = await run(spec(), bin);
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain(`unhealthy: kubelet healthz ${url} answered [-]pleg failed`);
   });
 
-  it.skipIf(!which('wget'))('uses wget when the node has no curl', () => {
+  it.skipIf(!which('wget'))('uses wget when the node has no curl', async () => {
     answer = 'ok';
     status = 200;
-    const r = run(spec(), binWith(['wget']));
+    const r = await run(spec(), binWith(['wget']));
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^tool wget$/m);
   });
 
-  it('says so when the node has neither curl nor wget', () => {
-    const r = run(spec(), binWith([]));
+  it('says so when the node has neither curl nor wget', async () => {
+    const r = await run(spec(), binWith([]));
     expect(r.status).toBe(NO_HTTP_CLIENT_EXIT);
     expect(r.stderr).toContain('neither curl nor wget is installed on the node');
   });
 
-  it('runs custom commands without kubelet, and names the one that failed', () => {
+  it('runs custom commands without kubelet, and names the one that failed', async () => {
     const bin = binWith([]);
-    expect(run(spec({ kubelet: false, commands: ['true', 'test -d /'] }), bin).status).toBe(0);
-    const r = run(spec({ kubelet: false, commands: ['true', 'echo containerd down; false'] }), bin);
+    expect((await run(spec({ kubelet: false, commands: ['true', 'test -d /'] }), bin)).status).toBe(0);
+    const r = await run(spec({ kubelet: false, commands: ['true', 'echo containerd down; false'] }), bin);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/health command 2 \(echo containerd down; false\) exited 1: containerd down/);
   });
 
-  it('retries a failing check until the timeout, counting the checks', () => {
-    const r = run(spec({ kubelet: false, commands: ['false'], timeoutMs: 2_000 }), binWith([]));
+  it('retries a failing check until the timeout, counting the checks', async () => {
+    const r = await run(spec({ kubelet: false, commands: ['false'], timeoutMs: 2_000 }), binWith([]));
     expect(r.status).toBe(1);
     expect(Number(/\((\d+) check\(s\) within 2s\)/.exec(r.stderr)?.[1])).toBeGreaterThan(1);
   });
