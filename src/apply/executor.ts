@@ -8,7 +8,6 @@ import {
   describeBudget,
   formatBatchSize,
   formatFailureBudget,
-  makeBatches,
   type BatchSize,
   type FailureBudget,
 } from '../core/batching.js';

@@ -4,13 +4,14 @@
 // command line win. Not a command: no `register`.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { parseReport } from '../apply/report.js';
 import { parseBatchSize, parseCount, parseFailureBudget, type BatchSize, type FailureBudget } from '../core/batching.js';
 import { parseOnBudgetExceeded, parseOnUnreachable, type OnBudgetExceeded, type OnUnreachable } from '../core/policies.js';
 import { parseWindow, parseWindows, scriptedClock, type RolloutWindow } from '../core/window.js';
 import type { ResumeSource } from '../workflows/resume.js';
 import type { CliContext } from './context.js';
+import { checked, collect } from './flag-parsers.js';
 
 export interface PolicyFlags {
   batch: string;
@@ -35,19 +36,6 @@ export interface PolicyOptions {
 
 /** Test and replay hook: the windows' clock (ISO times, comma-separated: one per read, the last repeating). */
 export const NOW_ENV = 'RUNC_ROLLOUT_NOW';
-
-const collect = (value: string, previous: string[]) => [...previous, value];
-
-function checked<T>(parse: (s: string) => T): (s: string) => string {
-  return (s) => {
-    try {
-      parse(s);
-      return s;
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
-}
 
 export function addPolicyOptions(cmd: Command): Command {
   return cmd

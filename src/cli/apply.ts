@@ -1,9 +1,9 @@
 // `runc-rollout apply`: plan, confirm, then upgrade the fleet batch by batch.
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { defaultReportPath, newRunId } from '../apply/report.js';
-import { describeBudget, parseBatchSize, parseCount, parseDuration, parseFailureBudget } from '../core/batching.js';
+import { parseBatchSize, parseCount, parseDuration, parseFailureBudget } from '../core/batching.js';
 import { parsePlanFile } from '../core/plan-schema.js';
 import { pendingChanges } from '../core/plan.js';
 import type { Plan } from '../core/types.js';
@@ -21,6 +21,7 @@ import type { Runner } from './main.js';
 import { addPolicyOptions, policiesFrom, type PolicyFlags } from './apply-policies.js';
 import { describePolicies } from '../core/policies.js';
 import { DEFAULT_CONNECT_TIMEOUT, askYesNo, finishRun, humanOut, lockOwner, parseConnectTimeout, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
+import { checked } from './flag-parsers.js';
 
 interface ApplyFlags extends SelectionFlags, ReleaseFlags, PolicyFlags {
   inventory?: string;
@@ -42,20 +43,7 @@ interface ApplyFlags extends SelectionFlags, ReleaseFlags, PolicyFlags {
   includeUnhealthy: boolean;
 }
 
-/** commander reports flag errors itself, with usage, before anything runs. */
-function checked<T>(parse: (s: string) => T): (s: string) => string {
-  return (s) => {
-    try {
-      parse(s);
-      return s;
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
-}
-
 export async function applyAction(ctx: CliContext, planFile: string | undefined, flags: ApplyFlags, cmd?: Command): Promise<number> {
-  const g = ctx.globals();
   requireConfirmable(ctx, flags.yes, 'apply');
   if (!planFile && !flags.inventory && !flags.resume) throw new InputError('apply needs -i INVENTORY (or a saved plan file, or --resume RUN_REPORT)');
   if (!planFile && !flags.version && !flags.resume) throw new InputError('apply needs --version V (or a saved plan file, or --resume RUN_REPORT)');

@@ -9,6 +9,7 @@ import { errorMessage } from '../errors.js';
 import { DEFAULT_REPO, type ReleaseOptions } from '../release/fetch.js';
 import type { NodeSelection } from '../workflows/select.js';
 import type { CliContext } from './context.js';
+import { collect } from './flag-parsers.js';
 
 export interface SelectionFlags {
   limit: string[];
@@ -19,8 +20,6 @@ export interface SelectionFlags {
   knownHosts?: string;
   sshConfig?: string;
 }
-
-const collect = (value: string, previous: string[]) => [...previous, value];
 
 function port(value: string): number {
   const n = Number(value);

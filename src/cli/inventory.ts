@@ -3,13 +3,14 @@
 import { execFile } from 'node:child_process';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, basename, join, resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { parseDuration } from '../core/batching.js';
 import { InputError, RolloutError, ExitCode, errorMessage, tailLines } from '../errors.js';
 import { ADDRESS_TYPES, convertKubectlNodes, parseKubectlNodes, parseSelector, type AddressType } from '../inventory/kubectl.js';
 import { parseInventory } from '../inventory/load.js';
 import type { CliContext } from './context.js';
 import type { Runner } from './main.js';
+import { checked } from './flag-parsers.js';
 
 interface FromKubectlFlags {
   selector?: string;
@@ -27,17 +28,6 @@ interface FromKubectlFlags {
 
 /** kubectl's node list of a large cluster is megabytes; this is far above any real one. */
 const MAX_KUBECTL_OUTPUT = 256 * 1024 * 1024;
-
-function checked<T>(parse: (s: string) => T): (s: string) => string {
-  return (s) => {
-    try {
-      parse(s);
-      return s;
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
-}
 
 function parseAddress(s: string): AddressType {
   const hit = ADDRESS_TYPES.find((t) => t.toLowerCase() === s.toLowerCase());

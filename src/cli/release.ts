@@ -1,6 +1,6 @@
 // `runc-rollout release fetch|list`: the release side on its own, to pre-fill
 // the cache, check a version before planning, or see what is available.
-import { Option, type Command } from 'commander';
+import { Option } from 'commander';
 import { InputError } from '../errors.js';
 import { archFromUname } from '../core/arch.js';
 import { ARCHES, type Arch } from '../core/types.js';
@@ -8,6 +8,7 @@ import { DEFAULT_REPO, fetchRelease } from '../release/fetch.js';
 import { listReleases } from '../release/list.js';
 import type { CliContext } from './context.js';
 import type { RegisterCommand } from './commands.js';
+import { collect } from './flag-parsers.js';
 
 interface FetchFlags {
   version: string;
@@ -18,8 +19,6 @@ interface FetchFlags {
   insecureSkipSignature: boolean;
   allowVulnerable: boolean;
 }
-
-const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
 
 export const register: RegisterCommand = (program, run) => {
   const release = program.command('release').description('resolve, download and verify runc releases');

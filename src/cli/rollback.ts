@@ -1,6 +1,6 @@
 // `runc-rollout rollback`: restore, on each node, what the last apply replaced.
 import { resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { defaultReportPath, newRunId } from '../apply/report.js';
 import { parseCount, parseDuration } from '../core/batching.js';
 import { createApplyView } from '../output/apply-view.js';
@@ -12,6 +12,7 @@ import { runStepSummary } from '../output/step-summary.js';
 import { addCiOptions, addSelectionOptions, selectionFrom, writeCiOutputs, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
 import { DEFAULT_CONNECT_TIMEOUT, askYesNo, finishRun, humanOut, lockOwner, parseConnectTimeout, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
+import { checked } from './flag-parsers.js';
 
 interface RollbackFlags extends SelectionFlags {
   inventory: string;
@@ -22,17 +23,6 @@ interface RollbackFlags extends SelectionFlags {
   report?: string;
   yes: boolean;
   forceUnlock: boolean;
-}
-
-function checked<T>(parse: (s: string) => T): (s: string) => string {
-  return (s) => {
-    try {
-      parse(s);
-      return s;
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
 }
 
 export async function rollbackAction(ctx: CliContext, flags: RollbackFlags): Promise<number> {

@@ -15,24 +15,6 @@ export interface SshConfigFile {
   warnings: string[];
 }
 
-/** Directives this tool understands; others are ignored (most only matter to interactive ssh). */
-const HONOURED = new Set([
-  'host',
-  'match',
-  'hostname',
-  'user',
-  'port',
-  'identityfile',
-  'identitiesonly',
-  'identityagent',
-  'proxyjump',
-  'userknownhostsfile',
-  'stricthostkeychecking',
-  'connecttimeout',
-  'serveraliveinterval',
-  'serveralivecountmax',
-]);
-
 /** Directives that change where or how we connect: ignoring them silently would surprise, so they are named. */
 const NOT_SUPPORTED: Record<string, string> = {
   include: 'Include is not followed; put the settings in this file or pass it with --ssh-config',
