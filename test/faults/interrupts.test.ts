@@ -193,6 +193,12 @@ describe.skipIf(unsupported)('faults mid-change', () => {
     await checkInvariants(f.fleet, truth, ['s2'], { release, midChange: ['s2'] });
     expect((await readNode(f.fleet, 's3')).sha, 's3 must not have been started').toBe(truth.s3?.original);
 
+    // The dead controller's connection may take a moment to end on the node; until then its lock is (rightly) held.
+    for (let i = 0; i < 300; i++) {
+      const held = await f.fleet.exec('s2', `p=$(sed -n 's/^pid=//p' ${STATE}/lock 2>/dev/null); [ -n "$p" ] && [ -e /proc/$p ]`);
+      if (held.code !== 0) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
     const r2 = await runCli(e, apply(e, ['--limit', 's*', '--batch', '1', '--force-unlock']));
     expect(r2.code, show(r2)).toBe(0);
     const report = latestReport(e.cwd);

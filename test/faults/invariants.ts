@@ -107,7 +107,7 @@ export async function checkInvariants(fleet: Fleet, truth: Record<string, NodeTr
       } else if (rn.status === 'not-attempted' || rn.status === 'unreachable') {
         // not touched by this run: whatever it held before (checked by the caller against its snapshot)
       } else if (rn.status === 'failed') {
-        if (/Node unchanged|Nothing was changed/.test(rn.error ?? '')) expect(rn.to, w).toBeNull();
+        if (/Node unchanged/.test(rn.error ?? '')) expect(n.sha, `${w}: report says the node is unchanged`).toBe(rn.from?.sha256);
       }
       if (rn.status !== 'unknown' && rn.to?.sha256) expect(rn.to.sha256, `${w}: report's "to" is not what the node holds`).toBe(n.sha);
     }
@@ -115,8 +115,10 @@ export async function checkInvariants(fleet: Fleet, truth: Record<string, NodeTr
   if (o.report && o.exitCode !== undefined) {
     expect(o.report.exitCode, 'report exit code').toBe(o.exitCode);
     const statuses = o.report.nodes.map((x) => x.status);
-    if (o.exitCode === 0) expect(statuses.every((s) => OK_STATUSES.includes(s)), `exit 0 with ${statuses}`).toBe(true);
-    if (o.exitCode === 1) expect(statuses.some((s) => !OK_STATUSES.includes(s)), `exit 1 with ${statuses}`).toBe(true);
+    // a rollback run succeeds by rolling back
+    const ok = o.report.command === 'rollback' ? [...OK_STATUSES, 'rolled-back'] : OK_STATUSES;
+    if (o.exitCode === 0) expect(statuses.every((s) => ok.includes(s)), `exit 0 with ${statuses}`).toBe(true);
+    if (o.exitCode === 1) expect(statuses.some((s) => !ok.includes(s)), `exit 1 with ${statuses}`).toBe(true);
     if (o.exitCode === 130) expect(o.report.interrupted).toBe(true);
   }
 }
