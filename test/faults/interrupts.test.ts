@@ -239,15 +239,27 @@ describe.skipIf(unsupported)('faults mid-change', () => {
   it('two applies at once on one node: the second is refused by the node lock, the first completes', async () => probing(f.fleet, ['l1'], async () => {
     const e1 = env();
     const e2 = env();
-    // The first run's site smoke (after the swap) holds the lock long enough for the second to arrive.
-    const slow = f.fleet.writeInventory({}, { nodes: { l1: { smoke: { command: 'sleep 12' } } } });
+    // The first run's site smoke (after the swap) holds the lock until the second run has been refused:
+    // a gate file the test creates, not a guess at how long the second run needs.
+    const gate = '/tmp/rr-lock-gate';
+    await f.fleet.exec('l1', `rm -f ${gate}`);
+    const slow = f.fleet.writeInventory({}, { nodes: { l1: { smoke: { command: `until [ -e ${gate} ]; do sleep 0.2; done` } } } });
     let second: Promise<Awaited<ReturnType<typeof runCli>>> | undefined;
-    const first = startCli(e1, ['apply', '-i', slow, '--repo', 'test/runc', '--version', '1.2.9', '--limit', 'l1', '--smoke-timeout', '30s', '--yes'], (out) => {
+    const first = startCli(e1, ['apply', '-i', slow, '--repo', 'test/runc', '--version', '1.2.9', '--limit', 'l1', '--smoke-timeout', '240s', '--yes'], (out) => {
       if (!second && /l1 swap ok/.test(out)) second = runCli(e2, apply(e2, ['--limit', 'l1']));
     });
+    let firstDone = false;
+    void first.done.then(() => (firstDone = true));
+    const opened = (async () => {
+      while (!second && !firstDone) await new Promise((r) => setTimeout(r, 100));
+      const r = second ? await second : undefined;
+      await f.fleet.exec('l1', `touch ${gate}`);
+      return r;
+    })();
     const r1 = await first.done;
     expect(second, show(r1)).toBeDefined();
-    const r2 = await (second as Promise<Awaited<ReturnType<typeof runCli>>>);
+    const r2 = (await opened) as Awaited<ReturnType<typeof runCli>>;
+    await f.fleet.exec('l1', `rm -f ${gate}`);
     expect(r1.code, show(r1)).toBe(0);
     expect(r2.code, show(r2)).toBe(1);
     const refused = latestReport(e2.cwd);
