@@ -132,8 +132,9 @@ export function runExitCode(nodes: readonly Pick<NodeOutcome, 'status' | 'policy
 }
 
 /** Sortable and unique enough for a file name: `20261128T180203Z-3fa9c1`. */
+/** Time to the millisecond first, so run ids (and report file names) sort by start even within one second. */
 export function newRunId(now: Date = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.(\d+)Z$/, '$1Z');
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }
 

@@ -100,7 +100,9 @@ describe('report file', () => {
   it('is written atomically under .runc-rollout/runs/ with no temp file left', async () => {
     dir = await mkdtemp(join(tmpdir(), 'report-test-'));
     const runId = newRunId(new Date('2026-11-28T18:02:03.456Z'));
-    expect(runId).toMatch(/^20261128T180203Z-[0-9a-f]{6}$/);
+    expect(runId).toMatch(/^20261128T180203456Z-[0-9a-f]{6}$/);
+    // later runs sort after earlier ones, even within the same second
+    expect(newRunId(new Date('2026-11-28T18:02:03.457Z')) > runId).toBe(true);
     const path = defaultReportPath(dir, runId);
     expect(path).toBe(join(dir, '.runc-rollout', 'runs', `${runId}.json`));
     const report = assembleReport({ ...input([outcome('a', 'upgraded')]), runId });
