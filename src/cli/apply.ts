@@ -14,9 +14,7 @@ import { DEFAULT_REPO } from '../release/fetch.js';
 import { runApply } from '../workflows/apply.js';
 import { DEFAULT_PARALLEL } from '../workflows/plan.js';
 import type { CliContext } from './context.js';
-import { toJUnitXml } from '../output/junit.js';
-import { runStepSummary } from '../output/step-summary.js';
-import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, writeCiOutputs, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
+import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
 import { addPolicyOptions, policiesFrom, type PolicyFlags } from './apply-policies.js';
 import { describePolicies } from '../core/policies.js';
@@ -105,8 +103,7 @@ export async function applyAction(ctx: CliContext, planFile: string | undefined,
       signal: ctx.signal,
     });
     await view.close();
-    await writeCiOutputs(ctx, flags.reportJunit, () => toJUnitXml(report), () => runStepSummary(report));
-    return finishRun(ctx, report, reportPath);
+    return await finishRun(ctx, report, reportPath, flags.reportJunit);
   } finally {
     await view.close();
   }

@@ -7,9 +7,7 @@ import { createApplyView } from '../output/apply-view.js';
 import { runRollback } from '../workflows/rollback.js';
 import { DEFAULT_PARALLEL } from '../workflows/plan.js';
 import type { CliContext } from './context.js';
-import { toJUnitXml } from '../output/junit.js';
-import { runStepSummary } from '../output/step-summary.js';
-import { addCiOptions, addSelectionOptions, selectionFrom, writeCiOutputs, type SelectionFlags } from './fleet-options.js';
+import { addCiOptions, addSelectionOptions, selectionFrom, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
 import { DEFAULT_CONNECT_TIMEOUT, askYesNo, finishRun, humanOut, lockOwner, parseConnectTimeout, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
 import { checked } from './flag-parsers.js';
@@ -52,8 +50,7 @@ export async function rollbackAction(ctx: CliContext, flags: RollbackFlags): Pro
       signal: ctx.signal,
     });
     await view.close();
-    await writeCiOutputs(ctx, flags.reportJunit, () => toJUnitXml(report), () => runStepSummary(report));
-    return finishRun(ctx, report, reportPath);
+    return await finishRun(ctx, report, reportPath, flags.reportJunit);
   } finally {
     await view.close();
   }

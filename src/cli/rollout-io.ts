@@ -8,10 +8,13 @@ import type { Writable } from 'node:stream';
 import type { RunReport } from '../apply/report.js';
 import { parseDuration } from '../core/batching.js';
 import { ExitCode, InputError, InterruptedError, RolloutError } from '../errors.js';
+import { toJUnitXml } from '../output/junit.js';
 import { renderSummary } from '../output/run-summary.js';
+import { runStepSummary } from '../output/step-summary.js';
 import { createSshTransport } from '../ssh/ssh2-transport.js';
 import type { Transport } from '../ssh/transport.js';
 import type { CliContext } from './context.js';
+import { writeCiOutputs } from './fleet-options.js';
 
 export function toolVersion(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -67,8 +70,10 @@ export async function askYesNo(ctx: CliContext, question: string): Promise<boole
   }
 }
 
-export function finishRun(ctx: CliContext, report: RunReport, reportPath: string): number {
+/** The end of every apply and rollback: summary, CI outputs (JUnit, step summary), JSON report; returns the exit code. */
+export async function finishRun(ctx: CliContext, report: RunReport, reportPath: string, junitPath: string | undefined): Promise<number> {
   humanOut(ctx).write(renderSummary(report, reportPath));
+  await writeCiOutputs(ctx, junitPath, () => toJUnitXml(report), () => runStepSummary(report));
   if (ctx.globals().json) ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   return report.exitCode;
 }
