@@ -55,11 +55,19 @@ export function parseRepo(repo: string): RepoRef {
 export function createGitHubClient(opts: GitHubClientOptions): ReleaseApi {
   const base = opts.retryBaseMs ?? 1000;
   const maxWait = opts.maxRateLimitWaitS ?? 60;
+  const baseOrigin = new URL(opts.baseUrl).origin;
+  if (opts.token && new URL(opts.baseUrl).protocol === 'http:' && !isLoopback(new URL(opts.baseUrl).hostname)) {
+    throw new GitHubError(`refusing to send GITHUB_TOKEN in clear text to ${opts.baseUrl}; use an https:// API URL (or unset GITHUB_TOKEN)`);
+  }
   const timedFetch: typeof fetch = (input, init) => {
     const signals = [AbortSignal.timeout(opts.timeoutMs)];
     if (init?.signal) signals.push(init.signal);
     if (opts.signal) signals.push(opts.signal);
-    return fetch(input, { ...init, signal: AbortSignal.any(signals) });
+    // The token is for the API's own origin: a Link header or redirect naming another host gets none.
+    const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+    const headers = new Headers(init?.headers);
+    if (url.origin !== baseOrigin) headers.delete('authorization');
+    return fetch(input, { ...init, headers, signal: AbortSignal.any(signals) });
   };
   const onLimit = (kind: string) => (retryAfter: number, options: { method: string; url: string }, _o: unknown, retryCount: number) => {
     if (retryCount < 2 && retryAfter <= maxWait) {
@@ -194,4 +202,8 @@ export function rateLimitWait(headers: Record<string, string | undefined>, now =
 
 function firstLine(s: string): string {
   return (s.split('\n')[0] ?? '').slice(0, 300);
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
