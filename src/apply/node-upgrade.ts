@@ -157,7 +157,10 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
     run.start('verify');
     run.finish('verify', 'ok', `${locked.realPath} has sha256 ${locked.sha256.slice(0, 12)} (the target)`);
     run.skip('smoke', 'binary unchanged; smoked after the sysctl step');
-    const relation = relateRecord(locked.prev, locked.realPath, locked.sha256, locked.target.sha256);
+    const related = relateRecord(locked.prev, locked.realPath, locked.sha256, locked.target.sha256);
+    // A finished earlier change is history: this run's record (and so a failure's rollback) covers only what
+    // this run changes, the sysctl; it must never take the binary back to a version installed weeks ago.
+    const relation = related === 'continues-target' && locked.prev?.phase === 'done' ? 'fresh' : related;
     base = recordForUnchanged({ prev: locked.prev, relation, runId: job.runId, realPath: locked.realPath, current: { version: locked.from.version, sha256: locked.sha256 }, liveBefore: probe.live, now: new Date() });
     // An earlier run's change to this binary is still ours to finish or undo; a binary we never installed is not.
     record = relation === 'continues-target' ? locked.prev : null;
@@ -182,7 +185,8 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
         } catch (err) {
           // The record naming the changed files was written before the changes: roll back from it.
           const res = (err as { result?: { stdout: string } }).result;
-          if (res && parseRecords(res.stdout).has('state-written')) record = change.state;
+          // So was it when the outcome is unknown (timeout, lost connection): restoring from it is idempotent.
+          if ((res && parseRecords(res.stdout).has('state-written')) || (err as StepFailure).outcomeUnknown) record = change.state;
           throw err;
         }
       });
@@ -215,7 +219,9 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
     run.finish('unlock', 'failed', unlockNote);
   }
   return done({
-    status: locked.mode === 'upgrade' ? 'upgraded' : 'unchanged',
+    // The binary is verified in place, but a node whose record or lock could not be written needs a human: not a success.
+    status: unlockNote ? 'failed' : locked.mode === 'upgrade' ? 'upgraded' : 'unchanged',
+    ...(unlockNote ? { failedStep: 'unlock' as const } : {}),
     to: { version: locked.target.version, sha256: locked.target.sha256 },
     error: unlockNote,
     sysctl: { before: out.sysctl.before, after: { live: liveAfter, persisted: SYSCTL_TARGET } },

@@ -105,9 +105,9 @@ export function manualRestoreCommands(p: RestorePlan): string[] {
   if (p.backupPath) {
     out.push(
       `cp ${q(p.backupPath)} ${q(p.restoreTemp)} && sync`,
-      `sha256sum ${q(p.restoreTemp)}   # must print ${p.originalSha256}`,
-      `chmod 0755 ${q(p.restoreTemp)} && mv -f ${q(p.restoreTemp)} ${q(p.realPath)}`,
-      `sha256sum ${q(p.realPath)}   # must print ${p.originalSha256}`,
+      // One chained line: a pasted block must not rename a backup whose digest is wrong.
+      `echo ${q(`${p.originalSha256}  ${p.restoreTemp}`)} | sha256sum -c - && chmod 0755 ${q(p.restoreTemp)} && mv -f ${q(p.restoreTemp)} ${q(p.realPath)}`,
+      `echo ${q(`${p.originalSha256}  ${p.realPath}`)} | sha256sum -c -`,
     );
   }
   for (const f of p.files) {

@@ -52,6 +52,7 @@ export function nodeState(o: NodeOutcome, command: RunReport['command'] = 'apply
       return `original restored: runs ${from}` + (o.rollback?.smokeOk === false ? '; BUT the smoke test of the restored binary FAILED' : '');
     case 'failed':
       if (BEFORE_SWAP.has(o.failedStep) && !o.rollback) return `runc not replaced: runs ${from}`;
+      if (o.failedStep === 'unlock') return `runs ${o.to?.version ?? '?'} (sha256 ${short(o.to?.sha256)}), verified; BUT state.json or the lock could not be updated: check the node`;
       return 'NEEDS ATTENTION: the node may not have a working runc; see the commands below';
     case 'unknown':
       return 'UNKNOWN: the connection was lost while the node was being changed; check it by hand';
