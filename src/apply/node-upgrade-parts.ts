@@ -55,6 +55,13 @@ export function lockedNode(job: NodeJob, probe: LockProbe, parseState: (t: strin
   const planned = job.plan.target ?? (job.plan.action === 'none' ? { version: from.version ?? 'unknown', sha256: probe.sha256 } : null);
   if (!planned) throw new Error('the plan has no target for this node');
   if (job.asset && job.asset.sha256 !== planned.sha256) throw new Error(`the release binary has sha256 ${job.asset.sha256}, the plan targets ${planned.sha256}`);
+  // A change that stopped past the swap owns the record of the original binary and sysctl: a run towards
+  // another release would replace that record and lose the way back. Finish or undo it first.
+  if (prev && (prev.phase === 'swapped' || prev.phase === 'sysctl-applied') && prev.runcPath === probe.realPath && prev.target.sha256 !== planned.sha256) {
+    throw new Error(
+      `an earlier run (${prev.runId}) stopped half-way (phase ${prev.phase}) towards sha256 ${prev.target.sha256.slice(0, 12)}; finish it (apply that release again) or undo it (runc-rollout rollback) before moving to another release`,
+    );
+  }
   if (probe.sha256 === planned.sha256) return { mode: 'none', realPath: probe.realPath, sha256: probe.sha256, from, target: planned, prev };
   if (job.plan.action === 'none') throw new Error(`${probe.realPath} changed since the plan: sha256 ${probe.sha256}, planned as already at ${planned.sha256}; re-run plan`);
   const seen = job.plan.current?.sha256;
