@@ -13,6 +13,7 @@ import { renderPlanTable } from '../output/plan-table.js';
 import { DEFAULT_REPO } from '../release/fetch.js';
 import { runApply } from '../workflows/apply.js';
 import { DEFAULT_PARALLEL } from '../workflows/plan.js';
+import { addConfigOption, withConfigDefaults } from './config-defaults.js';
 import type { CliContext } from './context.js';
 import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
@@ -22,6 +23,7 @@ import { DEFAULT_CONNECT_TIMEOUT, askYesNo, finishRun, humanOut, lockOwner, pars
 import { checked } from './flag-parsers.js';
 
 interface ApplyFlags extends SelectionFlags, ReleaseFlags, PolicyFlags {
+  config?: string;
   inventory?: string;
   reportJunit?: string;
   batch: string;
@@ -41,8 +43,11 @@ interface ApplyFlags extends SelectionFlags, ReleaseFlags, PolicyFlags {
   includeUnhealthy: boolean;
 }
 
-export async function applyAction(ctx: CliContext, planFile: string | undefined, flags: ApplyFlags, cmd?: Command): Promise<number> {
-  requireConfirmable(ctx, flags.yes, 'apply');
+export async function applyAction(ctx: CliContext, planFile: string | undefined, typed: ApplyFlags, cmd?: Command): Promise<number> {
+  requireConfirmable(ctx, typed.yes, 'apply');
+  // A saved plan or a resumed run names its own release: the config's version and repo do not apply then.
+  const releaseKeys = planFile || typed.resume ? [] : (['version', 'repo'] as const);
+  const flags = await withConfigDefaults(ctx, cmd, typed, [...releaseKeys, 'batch', 'canary', 'pause', 'maxFailures', 'smokeTimeout', 'parallel', 'onUnreachable', 'onBudgetExceeded']);
   if (!planFile && !flags.inventory && !flags.resume) throw new InputError('apply needs -i INVENTORY (or a saved plan file, or --resume RUN_REPORT)');
   if (!planFile && !flags.version && !flags.resume) throw new InputError('apply needs --version V (or a saved plan file, or --resume RUN_REPORT)');
   const policies = await policiesFrom(ctx, flags, cmd);
@@ -131,6 +136,7 @@ export function register(program: Command, run: Runner): void {
     .option('--serial-by <label>', 'each batch holds nodes of one value of this label only (e.g. topology.kubernetes.io/zone)')
     .option('--include-unhealthy', 'upgrade nodes whose health gates fail before the change instead of skipping them', false);
   addPolicyOptions(cmd);
+  addConfigOption(cmd);
   addSelectionOptions(cmd);
   addReleaseOptions(cmd);
   addCiOptions(cmd).action(run(async (ctx, planFile, flags, command) => applyAction(ctx, planFile as string | undefined, flags as ApplyFlags, command as Command)));

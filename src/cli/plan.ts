@@ -2,19 +2,22 @@
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { pendingChanges, refusedNodes } from '../core/plan.js';
-import { ExitCode } from '../errors.js';
+import { parseCount } from '../core/batching.js';
+import { ExitCode, InputError } from '../errors.js';
 import { renderPlanTable, summaryLine } from '../output/plan-table.js';
 import { planToJUnitXml } from '../output/junit.js';
 import { planStepSummary } from '../output/step-summary.js';
 import { DEFAULT_PARALLEL, runPlan, savePlan } from '../workflows/plan.js';
+import { addConfigOption, withConfigDefaults } from './config-defaults.js';
 import type { CliContext } from './context.js';
 import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, writeCiOutputs, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
 import { DEFAULT_CONNECT_TIMEOUT, parseConnectTimeout, toolVersion, transportFor } from './rollout-io.js';
 
 interface PlanFlags extends SelectionFlags, ReleaseFlags {
+  config?: string;
   inventory: string;
-  version: string;
+  version?: string;
   allowDowngrade: boolean;
   reportJunit?: string;
   parallel: number;
@@ -35,14 +38,16 @@ function envFlag(env: NodeJS.ProcessEnv, name: string): boolean {
   return Boolean(v && v !== 'false' && v !== '0');
 }
 
-export async function planAction(ctx: CliContext, flags: PlanFlags): Promise<number> {
+export async function planAction(ctx: CliContext, typed: PlanFlags, cmd?: Command): Promise<number> {
+  const flags = await withConfigDefaults(ctx, cmd, typed, ['version', 'repo', 'parallel']);
+  if (!flags.version) throw new InputError('plan needs --version V (or `version:` in the config or the inventory\'s rollout: section)');
   const g = ctx.globals();
   const { plan } = await runPlan({
     inventoryPath: resolve(ctx.cwd, flags.inventory),
     ...selectionFrom(ctx, flags),
     release: { ...releaseFrom(ctx, flags), version: flags.version },
     transport: transportFor(ctx, parseConnectTimeout(flags.connectTimeout)),
-    parallel: flags.parallel,
+    parallel: parseCount(String(flags.parallel), '--parallel', 1),
     allowDowngrade: flags.allowDowngrade,
     toolVersion: toolVersion(),
     log: ctx.log,
@@ -79,7 +84,8 @@ export function register(program: Command, run: Runner): void {
     .command('plan')
     .description('show what apply would change on each node (changes nothing)')
     .requiredOption('-i, --inventory <file>', 'inventory file (native YAML, or an Ansible INI/YAML inventory)')
-    .requiredOption('--version <version>', 'target runc release: v1.2.9, 1.2.9, latest, or a range like ~1.2');
+    .option('--version <version>', 'target runc release: v1.2.9, 1.2.9, latest, or a range like ~1.2');
+  addConfigOption(cmd);
   addSelectionOptions(cmd);
   addReleaseOptions(cmd);
   addCiOptions(cmd)
@@ -95,5 +101,5 @@ export function register(program: Command, run: Runner): void {
     }, DEFAULT_CONNECT_TIMEOUT)
     .option('--detailed-exitcode', 'exit 2 when changes are pending (0: nothing to change, 3: refused)', false)
     .option('--out <file>', 'save the plan as JSON for a later `apply FILE`')
-    .action(run(async (ctx, flags) => planAction(ctx, flags as PlanFlags)));
+    .action(run(async (ctx, flags, command) => planAction(ctx, flags as PlanFlags, command as Command)));
 }

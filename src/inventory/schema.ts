@@ -186,6 +186,8 @@ export const inventorySchema = z.object({
   runc: runcSchema.nullish(),
   smoke: smokeSchema.nullish(),
   nodes: z.array(nodeSchema).min(1, { message: 'at least one node is required' }),
+  /** Flag defaults for plan/apply (src/inventory/rollout-defaults.ts validates them). */
+  rollout: z.record(z.string(), z.unknown()).nullish(),
 });
 
 export type RawSsh = z.infer<typeof sshSchema>;

@@ -19,9 +19,9 @@ const unsupported = fleetUnsupportedReason();
 if (unsupported) console.warn(`skipping the pipelines e2e test: ${unsupported}`);
 
 type Run = { code: number; stdout: string; stderr: string };
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<Run> {
   return new Promise((done) => {
-    execFile(cmd, args, { cwd: ROOT, env: { ...process.env, CI: '1', SSH_AUTH_SOCK: '', ...env }, timeout: 120_000 }, (err, stdout, stderr) =>
+    execFile(cmd, args, { cwd, env: { ...process.env, CI: '1', SSH_AUTH_SOCK: '', ...env }, timeout: 120_000 }, (err, stdout, stderr) =>
       done({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
     );
   });
@@ -105,6 +105,22 @@ describe.skipIf(unsupported)('pipelines: Ansible inventory, shards, JUnit, step 
     const md = readFileSync(summary, 'utf8');
     expect(md.startsWith('# earlier step\n')).toBe(true);
     expect(md).toMatch(/\|\s*web-1\s*\|/);
+  });
+
+  it('takes --version and --repo from ./runc-rollout.config.yaml; a flag on the command line wins; a bad value is refused by name', async () => {
+    const cwd = mkdtempSync(join(work, 'cfg-'));
+    writeFileSync(join(cwd, 'runc-rollout.config.yaml'), 'version: 1.2.8\nrepo: test/runc\n');
+    const base = [join(ROOT, 'bin/runc-rollout'), ...globals(), 'plan', '-i', ini, ...overrides(), '--json', '--limit', 'web'];
+    const fromConfig = await run(process.execPath, base, {}, cwd);
+    expect(fromConfig.code, fromConfig.stderr).toBe(0);
+    expect(parsePlanFile(fromConfig.stdout, 'stdout').release.tag).toBe('v1.2.8');
+    const flagWins = await run(process.execPath, [...base, '--version', '1.2.9'], {}, cwd);
+    expect(flagWins.code, flagWins.stderr).toBe(0);
+    expect(parsePlanFile(flagWins.stdout, 'stdout').release.tag).toBe('v1.2.9');
+    writeFileSync(join(cwd, 'runc-rollout.config.yaml'), 'version: 1.2.9\nparallel: none\n');
+    const bad = await run(process.execPath, base, {}, cwd);
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toMatch(/runc-rollout\.config\.yaml: parallel: /);
   });
 
   it('the library API, imported from the built package by name, plans the fleet without touching process state', async () => {
