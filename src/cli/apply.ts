@@ -12,14 +12,13 @@ import { createApplyView } from '../output/apply-view.js';
 import { renderPlanTable } from '../output/plan-table.js';
 import { DEFAULT_REPO } from '../release/fetch.js';
 import { runApply } from '../workflows/apply.js';
-import { DEFAULT_PARALLEL } from '../workflows/plan.js';
 import { addConfigOption, withConfigDefaults } from './config-defaults.js';
 import type { CliContext } from './context.js';
 import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
 import { addPolicyOptions, policiesFrom, type PolicyFlags } from './apply-policies.js';
 import { describePolicies } from '../core/policies.js';
-import { DEFAULT_CONNECT_TIMEOUT, askYesNo, finishRun, humanOut, lockOwner, parseConnectTimeout, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
+import { addRunOptions, askYesNo, finishRun, humanOut, lockOwner, parseConnectTimeout, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
 import { checked } from './flag-parsers.js';
 
 interface ApplyFlags extends SelectionFlags, ReleaseFlags, PolicyFlags {
@@ -124,17 +123,12 @@ export function register(program: Command, run: Runner): void {
     .option('--canary <n>', 'nodes upgraded first, as their own batch', checked((s) => parseCount(s, '--canary')), '0')
     .option('--pause <duration>', 'wait between batches (e.g. 30s, 2m)', checked(parseDuration), '0')
     .option('--max-failures <n|p%>', 'failed nodes tolerated over the whole run before no further batch starts', checked(parseFailureBudget), '0')
-    .option('--smoke-timeout <duration>', 'time limit of each smoke container run', checked(parseDuration), '60s')
-    .option('--connect-timeout <duration>', 'give up connecting to a node (TCP, SSH handshake, auth) after this long', checked(parseConnectTimeout), DEFAULT_CONNECT_TIMEOUT)
-    .option('--parallel <n>', 'nodes contacted at once (facts; and within a batch)', checked((s) => parseCount(s, '--parallel', 1)), String(DEFAULT_PARALLEL))
-    .option('--report <file>', 'write the run report here (default .runc-rollout/runs/RUN_ID.json)')
-    .option('-y, --yes', 'do not ask for confirmation (required without a terminal)', false)
-    .option('--force-unlock', "take over a node lock left by a controller that died", false)
     .option('--allow-downgrade', 'carry out downgrades instead of refusing them', false)
     .option('--control-plane-last', 'nodes labelled node-role.kubernetes.io/control-plane (or master) only in the final batches (default for inventories from `inventory from-kubectl`)')
     .option('--no-control-plane-last', 'do not order control-plane nodes last')
     .option('--serial-by <label>', 'each batch holds nodes of one value of this label only (e.g. topology.kubernetes.io/zone)')
     .option('--include-unhealthy', 'upgrade nodes whose health gates fail before the change instead of skipping them', false);
+  addRunOptions(cmd, { smokeTimeout: 'time limit of each smoke container run', parallel: 'nodes contacted at once (facts; and within a batch)' });
   addPolicyOptions(cmd);
   addConfigOption(cmd);
   addSelectionOptions(cmd);

@@ -12,7 +12,7 @@ import { addConfigOption, withConfigDefaults } from './config-defaults.js';
 import type { CliContext } from './context.js';
 import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, writeCiOutputs, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
-import { DEFAULT_CONNECT_TIMEOUT, parseConnectTimeout, toolVersion, transportFor } from './rollout-io.js';
+import { addConnectTimeoutOption, parseConnectTimeout, toolVersion, transportFor } from './rollout-io.js';
 
 interface PlanFlags extends SelectionFlags, ReleaseFlags {
   config?: string;
@@ -88,17 +88,10 @@ export function register(program: Command, run: Runner): void {
   addConfigOption(cmd);
   addSelectionOptions(cmd);
   addReleaseOptions(cmd);
+  addConnectTimeoutOption(cmd);
   addCiOptions(cmd)
     .option('--allow-downgrade', 'plan downgrades instead of refusing them', false)
     .option('--parallel <n>', 'nodes contacted at once', positiveInt, DEFAULT_PARALLEL)
-    .option('--connect-timeout <duration>', 'give up connecting to a node (TCP, SSH handshake, auth) after this long', (v: string) => {
-      try {
-        parseConnectTimeout(v);
-        return v;
-      } catch (err) {
-        throw new InvalidArgumentError((err as Error).message);
-      }
-    }, DEFAULT_CONNECT_TIMEOUT)
     .option('--detailed-exitcode', 'exit 2 when changes are pending (0: nothing to change, 3: refused)', false)
     .option('--out <file>', 'save the plan as JSON for a later `apply FILE`')
     .action(run(async (ctx, flags, command) => planAction(ctx, flags as PlanFlags, command as Command)));

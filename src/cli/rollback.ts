@@ -5,12 +5,10 @@ import { defaultReportPath, newRunId } from '../apply/report.js';
 import { parseCount, parseDuration } from '../core/batching.js';
 import { createApplyView } from '../output/apply-view.js';
 import { runRollback } from '../workflows/rollback.js';
-import { DEFAULT_PARALLEL } from '../workflows/plan.js';
 import type { CliContext } from './context.js';
 import { addCiOptions, addSelectionOptions, selectionFrom, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
-import { DEFAULT_CONNECT_TIMEOUT, askYesNo, finishRun, humanOut, lockOwner, parseConnectTimeout, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
-import { checked } from './flag-parsers.js';
+import { addRunOptions, askYesNo, finishRun, humanOut, lockOwner, parseConnectTimeout, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
 
 interface RollbackFlags extends SelectionFlags {
   inventory: string;
@@ -62,12 +60,6 @@ export function register(program: Command, run: Runner): void {
     .description("restore each node's runc binary and sysctl values from before its last apply (from the node's state file)")
     .requiredOption('-i, --inventory <file>', 'inventory file (native YAML, or an Ansible INI/YAML inventory)');
   addSelectionOptions(cmd);
-  addCiOptions(cmd)
-    .option('--smoke-timeout <duration>', 'time limit of the smoke container run of the restored binary', checked(parseDuration), '60s')
-    .option('--connect-timeout <duration>', 'give up connecting to a node (TCP, SSH handshake, auth) after this long', checked(parseConnectTimeout), DEFAULT_CONNECT_TIMEOUT)
-    .option('--parallel <n>', 'nodes restored at once', checked((s) => parseCount(s, '--parallel', 1)), String(DEFAULT_PARALLEL))
-    .option('--report <file>', 'write the run report here (default .runc-rollout/runs/RUN_ID.json)')
-    .option('-y, --yes', 'do not ask for confirmation (required without a terminal)', false)
-    .option('--force-unlock', 'take over a node lock left by a controller that died', false)
-    .action(run(async (ctx, flags) => rollbackAction(ctx, flags as RollbackFlags)));
+  addRunOptions(cmd, { smokeTimeout: 'time limit of the smoke container run of the restored binary', parallel: 'nodes restored at once' });
+  addCiOptions(cmd).action(run(async (ctx, flags) => rollbackAction(ctx, flags as RollbackFlags)));
 }

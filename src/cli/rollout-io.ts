@@ -5,8 +5,9 @@ import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import type { Writable } from 'node:stream';
+import type { Command } from 'commander';
 import type { RunReport } from '../apply/report.js';
-import { parseDuration } from '../core/batching.js';
+import { parseCount, parseDuration } from '../core/batching.js';
 import { ExitCode, InputError, InterruptedError, RolloutError } from '../errors.js';
 import { toJUnitXml } from '../output/junit.js';
 import { renderSummary } from '../output/run-summary.js';
@@ -14,7 +15,9 @@ import { runStepSummary } from '../output/step-summary.js';
 import { createSshTransport } from '../ssh/ssh2-transport.js';
 import type { Transport } from '../ssh/transport.js';
 import type { CliContext } from './context.js';
+import { checked } from './flag-parsers.js';
 import { writeCiOutputs } from './fleet-options.js';
+import { DEFAULT_PARALLEL } from '../workflows/plan.js';
 
 export function toolVersion(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -83,4 +86,20 @@ export function parseConnectTimeout(text: string): number {
   const ms = parseDuration(text, '--connect-timeout');
   if (ms <= 0) throw new InputError(`--connect-timeout ${text}: must be longer than 0`);
   return ms;
+}
+
+/** `--connect-timeout`, shared by every command that connects to nodes. */
+export function addConnectTimeoutOption(cmd: Command): Command {
+  return cmd.option('--connect-timeout <duration>', 'give up connecting to a node (TCP, SSH handshake, auth) after this long', checked(parseConnectTimeout), DEFAULT_CONNECT_TIMEOUT);
+}
+
+/** What apply and rollback share: smoke and connect timeouts, parallelism, report, confirmation, lock takeover. */
+export function addRunOptions(cmd: Command, help: { smokeTimeout: string; parallel: string }): Command {
+  addConnectTimeoutOption(cmd);
+  return cmd
+    .option('--smoke-timeout <duration>', help.smokeTimeout, checked(parseDuration), '60s')
+    .option('--parallel <n>', help.parallel, checked((s) => parseCount(s, '--parallel', 1)), String(DEFAULT_PARALLEL))
+    .option('--report <file>', 'write the run report here (default .runc-rollout/runs/RUN_ID.json)')
+    .option('-y, --yes', 'do not ask for confirmation (required without a terminal)', false)
+    .option('--force-unlock', 'take over a node lock left by a controller that died', false);
 }
