@@ -212,6 +212,8 @@ export interface UnlockScriptOptions {
   /** NodeRun.smokeId: whose smoke bundle to remove (default: runId). */
   smokeId?: string;
   stateDir?: string;
+  /** Read-only shell run first, whose failure is ignored (the stuck `runc init` report rides along). */
+  before?: string;
 }
 
 /** Releases the lock only if this run holds it, and removes the run's smoke bundle. */
@@ -220,7 +222,9 @@ export function buildUnlockScript(o: UnlockScriptOptions): string {
   const sm = smokePaths(o.smokeId ?? o.runId, stateDir);
   const removes = (o.remove ?? []).map((f) => `rm -f ${q(f)}\n[ ! -e ${q(f)} ] || rr_die ${q(`could not remove ${f}`)}\n`).join('');
   return `${prelude()}
-${removes}rm -rf ${q(sm.bundle)}
+${o.before ? `( ${o.before.trim()}
+) || :
+` : ''}${removes}rm -rf ${q(sm.bundle)}
 # empty folders this run created and did not use
 rmdir ${q(sm.root)} ${q(sm.base)} 2>/dev/null || :
 rmdir ${q(`${stateDir}/backups`)} 2>/dev/null || :

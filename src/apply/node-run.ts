@@ -71,6 +71,13 @@ export class NodeRun {
     this.emit(step, status, message);
   }
 
+  /** A step whose work ran inside an earlier round trip: reported now, timed from `sinceMs`. */
+  record(step: StepName, status: 'ok' | 'failed', message: string, sinceMs: number): void {
+    this.open.set(step, { at: new Date(sinceMs).toISOString(), t0: sinceMs });
+    this.emit(step, 'start');
+    this.finish(step, status, message);
+  }
+
   skip(step: StepName, why: string): void {
     this.finish(step, 'skipped', why);
   }

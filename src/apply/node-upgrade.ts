@@ -11,13 +11,14 @@ import { buildLockScript, buildUnlockScript, describeLock, parseLockProbe, type 
 import { NodeRun, StepFailure, type RunFacts } from './node-run.js';
 import { releaseUnchanged } from './node-recovery.js';
 import { decideBackup, parseNodeState, planSysctlChange, recordAtBackup, recordForUnchanged, relateRecord, serializeState, withPhase } from './node-state.js';
-import { buildBackupScript, buildStageCheckScript, buildSwapScript, buildUploadScript, tempPaths } from './remote-scripts.js';
+import { buildBackupScript, buildStageScript, buildSwapScript, tempPaths } from './remote-scripts.js';
 import { first, parseRecords, unhex } from './script-common.js';
 import { buildSysctlApplyScript } from './sysctl-scripts.js';
 import type { NodeEvent, NodeJob, NodeOutcome } from './types.js';
 import { finishChange, initialOutcome, lockedNode, type Locked } from './node-upgrade-parts.js';
 import { healthAfter, healthBefore } from './health.js';
-import { reportStuckRuncInit } from './stuck-runc-init.js';
+import { buildStuckRuncInitScript, recordStuckRuncInit } from './stuck-runc-init.js';
+import type { RunResult } from '../ssh/transport.js';
 
 export async function upgradeNode(session: NodeSession, job: NodeJob, emit: (e: NodeEvent) => void, signal?: AbortSignal): Promise<NodeOutcome> {
   const out = initialOutcome(job);
@@ -82,8 +83,10 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
     if (!asset) return untouched('stage', new StepFailure('stage', 'no verified release binary for this node'), []);
     try {
       await run.step('stage', async () => {
-        await run.exec('stage', `uploading ${asset.name}`, buildUploadScript(locked.realPath, tp.staged), { stdin: createReadStream(asset.path), timeoutMs: 120_000 + asset.size / 50, signal });
-        const r = await run.exec('stage', 'checking the staged binary', buildStageCheckScript(tp.staged, asset.sha256, locked.realPath), { timeoutMs: 60_000, signal });
+        const gz = facts.hasGzip && job.gzipped ? await job.gzipped() : null;
+        const script = buildStageScript({ realPath: locked.realPath, staged: tp.staged, sha256: asset.sha256, gzip: gz !== null });
+        const what = `uploading ${asset.name}${gz ? ` (gzip, ${Math.ceil(gz.length / 1024)} KiB)` : ''} and checking it`;
+        const r = await run.exec('stage', what, script, { stdin: gz ?? createReadStream(asset.path), timeoutMs: 180_000 + asset.size / 50, signal });
         const line = unhex(first(parseRecords(r.stdout), 'version')?.[0]).trim();
         const v = parseVersionLine(line);
         if (v?.replace(/^v/, '') !== locked.target.version.replace(/^v/, '')) {
@@ -205,19 +208,22 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
     return finishChange(run, job, out, locked, f, record, tp, facts);
   }
 
-  // Old `runc init` processes the upgrade cannot reach: reported again, with age and parent (read-only).
-  await reportStuckRuncInit(run);
-  // Done: record it and release the lock.
+  // Done: record it and release the lock. Old `runc init` processes the
+  // upgrade cannot reach are looked for in the same round trip (read-only).
   const final = record && (locked.mode === 'upgrade' || needSysctl || record.phase !== 'done') ? withPhase(record, 'done', job.runId) : null;
   let unlockNote: string | null = null;
-  run.start('unlock');
+  let unlockOut: string | null = null;
+  let unlockErr: unknown;
+  const unlockStarted = Date.now();
   try {
-    await run.exec('unlock', 'recording completion and releasing the lock', buildUnlockScript({ runId: job.runId, smokeId: run.smokeId, writeState: final !== null }), { stdin: final ? serializeState(final) : undefined, timeoutMs: 60_000 });
-    run.finish('unlock', 'ok', final ? 'state.json marked done; lock released' : 'lock released');
+    const r = await run.exec('unlock', 'recording completion and releasing the lock', buildUnlockScript({ runId: job.runId, smokeId: run.smokeId, writeState: final !== null, before: buildStuckRuncInitScript() }), { stdin: final ? serializeState(final) : undefined, timeoutMs: 60_000 });
+    unlockOut = r.stdout;
   } catch (err) {
+    unlockErr = err;
     unlockNote = `the node is done, but recording it failed: ${errorMessage(err).split('\n')[0]}; the lock may remain (the next run reports it stale)`;
-    run.finish('unlock', 'failed', unlockNote);
   }
+  recordStuckRuncInit(run, unlockOut ?? (unlockErr as { result?: RunResult } | undefined)?.result?.stdout ?? null, unlockErr);
+  run.record('unlock', unlockNote ? 'failed' : 'ok', unlockNote ?? (final ? 'state.json marked done; lock released' : 'lock released'), unlockStarted);
   return done({
     // The binary is verified in place, but a node whose record or lock could not be written needs a human: not a success.
     status: unlockNote ? 'failed' : locked.mode === 'upgrade' ? 'upgraded' : 'unchanged',

@@ -20,30 +20,58 @@ export function tempPaths(realPath: string, runId: string) {
 }
 
 /** Upload: stdin -> staged file, fsync'd. A short write (disk full) leaves nothing behind. */
-export function buildUploadScript(realPath: string, staged: string): string {
-  const dir = posix.dirname(realPath);
+export function buildUploadScript(realPath: string, staged: string, gzip = false): string {
   return `${prelude()}
-RR_S=${q(staged)}
-[ -d ${q(dir)} ] || rr_die ${q(`directory ${dir} does not exist`)}
-rm -f "$RR_S"
-umask 077
-if ! dd of="$RR_S" bs=1M conv=fsync status=none; then
-  rm -f "$RR_S"
-  df -Pk ${q(dir)} >&2 || :
-  rr_die "writing $RR_S failed (dd's error above: disk full, read-only filesystem?); the partial file was removed"
-fi
-rr_put uploaded
-`;
+${uploadBody(realPath, staged, gzip)}`;
 }
 
 /** Digest, mode, SELinux label and `--version` of the staged file. A wrong digest removes it. */
 export function buildStageCheckScript(staged: string, sha256: string, realPath?: string): string {
+  return `${prelude()}
+RR_S=${q(staged)}
+${checkBody(sha256, realPath)}`;
+}
+
+/**
+ * Upload and check in one round trip: what the node wrote is checked against
+ * the release digest before anything else may use it. With `gzip` stdin is
+ * the gzip'd binary (compressed once per release on the controller) and the
+ * node inflates it; the digest is still that of the inflated file.
+ */
+export function buildStageScript(o: { realPath: string; staged: string; sha256: string; gzip: boolean }): string {
+  return `${prelude()}
+${uploadBody(o.realPath, o.staged, o.gzip)}${checkBody(o.sha256, o.realPath)}`;
+}
+
+function uploadBody(realPath: string, staged: string, gzip: boolean): string {
+  const dir = posix.dirname(realPath);
+  // A gzip error must name itself, not surface later as a wrong digest; dd's status is the pipeline's.
+  const write = gzip
+    ? `{ gzip -dc || echo "$?" >"$RR_S.gzrc"; } | dd of="$RR_S" bs=1M conv=fsync status=none`
+    : `dd of="$RR_S" bs=1M conv=fsync status=none`;
+  return `RR_S=${q(staged)}
+[ -d ${q(dir)} ] || rr_die ${q(`directory ${dir} does not exist`)}
+rm -f "$RR_S" "$RR_S.gzrc"
+umask 077
+if ! ${write}; then
+  rm -f "$RR_S" "$RR_S.gzrc"
+  df -Pk ${q(dir)} >&2 || :
+  rr_die "writing $RR_S failed (dd's error above: disk full, read-only filesystem?); the partial file was removed"
+fi
+${gzip ? `if [ -e "$RR_S.gzrc" ]; then
+  rm -f "$RR_S" "$RR_S.gzrc"
+  rr_die "gzip -dc failed inflating the upload (its error above); the partial file was removed"
+fi
+` : ''}umask 022
+rr_put uploaded
+`;
+}
+
+function checkBody(sha256: string, realPath?: string): string {
   // Where SELinux labels runc (container_runtime_exec_t), a new file would get its folder's default label.
   const label = realPath ? `if command -v chcon >/dev/null 2>&1; then chcon --reference=${q(realPath)} "$RR_S" 2>/dev/null || :; fi
 ` : '';
-  return `${prelude()}
-RR_S=${q(staged)}
-[ -f "$RR_S" ] || rr_die "staged file $RR_S is missing"
+  return `[ -f "$RR_S" ] || rr_die "staged file $RR_S is missing"
 RR_GOT=$(rr_sha "$RR_S")
 if [ "$RR_GOT" != ${q(sha256)} ]; then
   rm -f "$RR_S"

@@ -147,7 +147,9 @@ rr_rem() {
     return 1
   fi
 }
-rr_nap() { sleep 0.2 2>/dev/null || sleep 1; }
+# Short naps while waiting for the container (it is usually ready within
+# milliseconds), longer ones in cleanup; a sleep without fractions naps 1s.
+rr_nap() { sleep "\${1:-0.2}" 2>/dev/null || sleep 1; }
 rr_cleanup() {
   rr_rc=$?
   trap - EXIT HUP INT TERM
@@ -204,7 +206,7 @@ timeout -k 5 "$RR_REM" "$RR_RUNC" --root "$RR_ROOT" start "$RR_ID" </dev/null >/
 until grep -qx ${q(SMOKE_READY)} "$RR_W.ctr.out" 2>/dev/null; do
   kill -0 "$(cat "$RR_W.pid" 2>/dev/null)" 2>/dev/null || { echo 'the container process exited without printing its ready line' >>"$RR_W.start.err"; exit 1; }
   rr_rem
-  rr_nap
+  rr_nap 0.02
 done
 
 RR_STEP=exec
@@ -220,7 +222,7 @@ RR_STEP=delete
 rr_rem
 until timeout -k 5 "$RR_REM" "$RR_RUNC" --root "$RR_ROOT" delete "$RR_ID" </dev/null >/dev/null 2>"$RR_W.delete.err"; do
   rr_rem
-  rr_nap
+  rr_nap 0.05
 done
 RR_CREATED=
 [ ! -e "$RR_ROOT/$RR_ID" ] || { echo "runc delete left $RR_ROOT/$RR_ID behind" >>"$RR_W.delete.err"; exit 1; }

@@ -54,16 +54,18 @@ export function describeStuck(list: StuckRuncInit[]): string {
   return `${list.length} \`runc init\` process${list.length === 1 ? '' : 'es'} older than 5m, started by the old runc and not fixed by the upgrade (the new binary starts no new ones; these stay until their container is removed or its shim is restarted): ${shown.join(', ')}${list.length > 10 ? ', ...' : ''}`;
 }
 
-/** Best effort and read-only: a failure to look is reported in the step, never fails the node. */
-export async function reportStuckRuncInit(run: NodeRun): Promise<StuckRuncInit[] | null> {
+/**
+ * Records the check from the output of the script it rode along with (the
+ * unlock, to save a round trip): best effort and read-only, so a failure to
+ * look is reported in the step, never fails the node.
+ */
+export function recordStuckRuncInit(run: NodeRun, stdout: string | null, failure?: unknown): StuckRuncInit[] | null {
   run.start('runc-init-check');
-  try {
-    const r = await run.exec('runc-init-check', 'looking for stuck runc init processes', buildStuckRuncInitScript(), { timeoutMs: 30_000 });
-    const list = parseStuckRuncInit(r.stdout);
-    run.finish('runc-init-check', 'ok', describeStuck(list));
-    return list;
-  } catch (err) {
-    run.finish('runc-init-check', 'skipped', `could not look for stuck runc init processes: ${errorMessage(err).split('\n')[0]}`);
+  if (stdout === null) {
+    run.finish('runc-init-check', 'skipped', `could not look for stuck runc init processes: ${errorMessage(failure).split('\n')[0]}`);
     return null;
   }
+  const list = parseStuckRuncInit(stdout);
+  run.finish('runc-init-check', 'ok', describeStuck(list));
+  return list;
 }

@@ -77,6 +77,8 @@ export interface NodeJob {
   plan: NodePlan; // action upgrade/downgrade/none; blocked/unreachable never reach the pipeline
   /** The verified binary for this node's arch (absent when action is `none`). */
   asset: ReleaseAsset | null;
+  /** The asset gzip'd, compressed once per run and shared by the nodes of its arch; null when compressing failed. */
+  gzipped?: () => Promise<Buffer | null>;
   runId: string;
   smokeTimeoutMs: number;
   /** Identifies this controller in the node lock: `user@host pid N`. */

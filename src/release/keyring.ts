@@ -4,7 +4,10 @@
 // fingerprint the text announces must have loaded.
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
+
+/** Loaded on first use: plan and apply from the verified cache never need it. */
+const pgp = () => import('openpgp');
 import { ReleaseError, errorMessage } from '../errors.js';
 
 export interface TrustedKeyring {
@@ -37,7 +40,7 @@ export async function parseKeyring(text: string, path: string): Promise<TrustedK
   const keys: openpgp.PublicKey[] = [];
   for (const [i, block] of blocks.entries()) {
     try {
-      const read = await openpgp.readKeys({ armoredKeys: block });
+      const read = await (await pgp()).readKeys({ armoredKeys: block });
       if (read.length === 0) throw new Error('no key in block');
       for (const k of read) keys.push(k.isPrivate() ? k.toPublic() : k);
     } catch (err) {

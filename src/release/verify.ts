@@ -5,7 +5,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
+
+/** Loaded on first use: plan and apply from the verified cache never need it. */
+const pgp = () => import('openpgp');
 import { ReleaseError, errorMessage } from '../errors.js';
 import { ELF_HEADER_BYTES, checkElf } from '../core/elf.js';
 import { parseSha256sum } from '../core/sha256sum.js';
@@ -16,11 +19,11 @@ import type { TrustedKeyring } from './keyring.js';
 export async function verifyChecksumFile(text: string, keyring: TrustedKeyring): Promise<{ checksums: Record<string, string>; signer: string }> {
   let message: openpgp.CleartextMessage;
   try {
-    message = await openpgp.readCleartextMessage({ cleartextMessage: text });
+    message = await (await pgp()).readCleartextMessage({ cleartextMessage: text });
   } catch (err) {
     throw new ReleaseError('runc.sha256sum is not a clear-signed message; refusing it', [errorMessage(err)]);
   }
-  const result = await openpgp.verify({ message, verificationKeys: keyring.keys });
+  const result = await (await pgp()).verify({ message, verificationKeys: keyring.keys });
   const signer = await firstGoodSignature('runc.sha256sum', result.signatures, keyring);
   // Only the signed text counts, never what surrounds it.
   return { checksums: parseSha256sum(String(result.data)), signer };
@@ -30,13 +33,13 @@ export async function verifyChecksumFile(text: string, keyring: TrustedKeyring):
 export async function verifyDetached(file: string, name: string, armoredSignature: string, keyring: TrustedKeyring): Promise<string> {
   let signature: openpgp.Signature;
   try {
-    signature = await openpgp.readSignature({ armoredSignature });
+    signature = await (await pgp()).readSignature({ armoredSignature });
   } catch (err) {
     throw new ReleaseError(`${name}.asc is not an armored OpenPGP signature`, [errorMessage(err)]);
   }
   const stream = Readable.toWeb(createReadStream(file)) as unknown as ReadableStream<Uint8Array>;
-  const message = await openpgp.createMessage({ binary: stream });
-  const result = await openpgp.verify({ message, signature, verificationKeys: keyring.keys, format: 'binary' });
+  const message = await (await pgp()).createMessage({ binary: stream });
+  const result = await (await pgp()).verify({ message, signature, verificationKeys: keyring.keys, format: 'binary' });
   // The signature is computed as the data streams through: read it to the end.
   const reader = (result.data as unknown as ReadableStream<Uint8Array>).getReader();
   while (!(await reader.read()).done) {

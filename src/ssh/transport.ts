@@ -29,6 +29,8 @@ export interface NodeSession {
    * `allowFailure` is set.
    */
   run(script: string, opts?: RunOptions): Promise<RunResult>;
+  /** False once the connection has dropped or been closed (absent: assume open). */
+  isOpen?(): boolean;
   close(): Promise<void>;
 }
 

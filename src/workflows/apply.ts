@@ -2,10 +2,9 @@
 // checked against them) -> shown -> confirmed -> executed batch by batch ->
 // report written. Returns the report; never exits the process.
 //
-// Facts are gathered over one set of connections and the executor opens one
-// more per node for the change itself: runPlan closes its sessions, and a
-// confirmation prompt may keep the user away longer than an idle SSH
-// connection should be trusted to live.
+// One connection per node for the whole command: the facts are gathered over
+// it and the change is carried out over it (SessionPool). Keepalives run while
+// the user reads the plan; a connection that dropped meanwhile is reopened.
 import { executePlan, type ExecutorEvent } from '../apply/executor.js';
 import { writeReport, type RunReport } from '../apply/report.js';
 import { planDrift } from '../core/drift.js';
@@ -15,6 +14,7 @@ import type { Plan } from '../core/types.js';
 import { InputError, RolloutError, ExitCode } from '../errors.js';
 import type { Logger } from '../output/logger.js';
 import type { ReleaseOptions } from '../release/fetch.js';
+import { SessionPool } from '../ssh/session-pool.js';
 import type { Transport } from '../ssh/transport.js';
 import { runPlan } from './plan.js';
 import type { NodeSelection } from './select.js';
@@ -93,7 +93,21 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyResult> {
   const version = saved ? saved.release.tag : resumed ? resumed.tag : opts.release.version;
   if (!version) throw new InputError('no release: pass --version V (e.g. 1.2.9, latest) or a saved plan');
 
-  const { plan, inventory, release } = await runPlan({
+  const pool = new SessionPool(opts.transport);
+  try {
+    return await planAndExecute(opts, pool, { saved, resumed, inventoryPath, version });
+  } finally {
+    await pool.closeAll();
+  }
+}
+
+async function planAndExecute(
+  opts: ApplyOptions,
+  pool: SessionPool,
+  ctx: { saved: Plan | undefined; resumed: ReturnType<typeof resumeSelection> | null; inventoryPath: string; version: string },
+): Promise<ApplyResult> {
+  const { saved, resumed, inventoryPath, version } = ctx;
+  const { plan, inventory, release, sessions } = await runPlan({
     inventoryPath,
     limit: saved ? saved.limit : resumed ? resumed.remaining : opts.limit,
     ...((saved ? saved.shard : opts.shard) ? { shard: (saved ? saved.shard : opts.shard) as string } : {}),
@@ -106,7 +120,9 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyResult> {
     toolVersion: opts.toolVersion,
     log: opts.log,
     signal: opts.signal,
+    keepSessions: true,
   });
+  for (const s of sessions) pool.adopt(s);
 
   if (saved) {
     const drift = planDrift(saved, plan);
@@ -136,7 +152,7 @@ export async function runApply(opts: ApplyOptions): Promise<ApplyResult> {
     plan,
     nodes: inventory.nodes.filter((n) => selected.has(n.name)),
     release,
-    transport: opts.transport,
+    transport: pool,
     batch: opts.batch,
     canary: opts.canary,
     pauseMs: opts.pauseMs,

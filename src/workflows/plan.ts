@@ -80,12 +80,16 @@ export interface PlanRunOptions extends NodeSelection {
   log: Logger;
   signal?: AbortSignal;
   now?: () => Date;
+  /** Leave the fact-gathering connections open and return them (apply carries out the change over them). */
+  keepSessions?: boolean;
 }
 
 export interface PlanRun {
   plan: Plan;
   inventory: Inventory;
   release: VerifiedRelease;
+  /** With keepSessions: the open sessions of the nodes that answered; the caller closes them. */
+  sessions: NodeSession[];
 }
 
 export async function runPlan(opts: PlanRunOptions): Promise<PlanRun> {
@@ -93,7 +97,18 @@ export async function runPlan(opts: PlanRunOptions): Promise<PlanRun> {
   const { inventory, nodes } = await loadSelection(opts.inventoryPath, opts, log);
   log.info(`gathering facts from ${nodes.length} node${nodes.length === 1 ? '' : 's'} (parallel ${opts.parallel ?? DEFAULT_PARALLEL})`);
 
-  const gathered = await gatherFleetFacts(nodes, { transport: opts.transport, parallel: opts.parallel ?? DEFAULT_PARALLEL, log, ...(signal ? { signal } : {}) });
+  const gathered = await gatherFleetFacts(nodes, { transport: opts.transport, parallel: opts.parallel ?? DEFAULT_PARALLEL, log, keepOpen: opts.keepSessions ?? false, ...(signal ? { signal } : {}) });
+  const sessions = gathered.flatMap((g) => (g.session ? [g.session] : []));
+  try {
+    return await planFromFacts(opts, inventory, gathered, sessions);
+  } catch (err) {
+    await Promise.all(sessions.map((s) => closeQuietly(s, log)));
+    throw err;
+  }
+}
+
+async function planFromFacts(opts: PlanRunOptions, inventory: Inventory, gathered: GatheredNode[], sessions: NodeSession[]): Promise<PlanRun> {
+  const { log, signal } = opts;
   if (signal?.aborted) throw new InterruptedError('plan interrupted while gathering facts');
   const down = gathered.filter((g) => g.error !== null);
   if (down.length) log.warn(`${down.length} node${down.length === 1 ? '' : 's'} unreachable: ${down.map((g) => g.node.name).join(', ')}`);
@@ -115,7 +130,7 @@ export async function runPlan(opts: PlanRunOptions): Promise<PlanRun> {
     now: (opts.now ?? (() => new Date()))(),
   });
   if (opts.shard) plan.shard = opts.shard;
-  return { plan, inventory, release };
+  return { plan, inventory, release, sessions };
 }
 
 /** `--out FILE`: written whole or not at all. */

@@ -122,8 +122,12 @@ describe.skipIf(unsupported)('apply: a good release, then rollback', () => {
 
   it('upgrades every node: digest, version, sysctl live and persisted, backup, report; exit 0', async () => {
     const want = releaseDigest(fx, 'test/runc', 'v1.2.9');
+    const logins = () => names.map((n) => (f.fleet.sshdLog(n).match(/Accepted publickey/g) ?? []).length);
+    const loginsBefore = logins();
     const r = await runCli(e(), ['apply', '-i', f.fleet.inventoryPath, '--repo', 'test/runc', '--version', '1.2.9', '--batch', '2', '--canary', '1', '--yes']);
     expect(r.code, show(r)).toBe(0);
+    // facts and the change over one SSH connection per node
+    expect(logins().map((n, i) => n - (loginsBefore[i] as number))).toEqual([1, 1, 1]);
     // plain timestamped lines without a TTY
     expect(r.stdout).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ a1 stage ok/m);
     for (const n of names) {

@@ -9,10 +9,11 @@ import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildLockScript, buildUnlockScript, lockPath, parseLockProbe } from '../../src/apply/node-lock.js';
 import { backupName, serializeState, sysctlBackupPath } from '../../src/apply/node-state.js';
-import { buildBackupScript, buildReadBinaryScript, buildStageCheckScript, buildSwapScript, buildUploadScript, tempPaths } from '../../src/apply/remote-scripts.js';
+import { buildBackupScript, buildReadBinaryScript, buildStageCheckScript, buildStageScript, buildSwapScript, buildUploadScript, tempPaths } from '../../src/apply/remote-scripts.js';
 import { buildRestoreScript, manualRestoreCommands } from '../../src/apply/restore-scripts.js';
 import { first, parseRecords, unhex } from '../../src/apply/script-common.js';
 import { buildSmokeScript } from '../../src/apply/smoke.js';
@@ -67,6 +68,8 @@ describe('every generated script quotes hostile values', () => {
     unlock: buildUnlockScript({ runId: 'run-1', remove: [tp.staged], writeState: true }),
     upload: buildUploadScript(runc, tp.staged),
     check: buildStageCheckScript(tp.staged, SHA_A, runc),
+    stage: buildStageScript({ realPath: runc, staged: tp.staged, sha256: SHA_A, gzip: false }),
+    'stage (gzip)': buildStageScript({ realPath: runc, staged: tp.staged, sha256: SHA_A, gzip: true }),
     backup: buildBackupScript({ realPath: runc, currentSha256: SHA_A, reuse: null, create: `/b/${EVIL}`, protect: [`/b/${EVIL}`, '/b/x'], runId: 'run-1' }),
     swap: buildSwapScript({ staged: tp.staged, realPath: runc, sha256: SHA_A }),
     read: buildReadBinaryScript(runc),
@@ -209,6 +212,31 @@ describe.skipIf(localReason)('the scripts run for real against temp dirs with ho
     const r = sh(buildBackupScript({ realPath: runc, currentSha256: cur, reuse: null, create, protect: [keep, create], runId, stateDir: join(root, 'rotation') }), serializeState(rec));
     expect(r.code, r.err).toBe(0);
     expect(readdirSync(bdir).filter((n) => n.startsWith('runc-')).sort()).toEqual(['runc-1.0-aaa-1', 'runc-1.2-ccc-3', 'runc-1.3-ddd-4', 'runc-1.4-eee-5']);
+  });
+
+  it('stage in one round trip: plain or gzip\'d upload, inflated and checked; a corrupt stream or wrong digest leaves nothing', () => {
+    const release = buildStandIn(join(root, 'release-gz'), { version: '1.2.9' });
+    const releaseSha = sha(release);
+    const tp = tempPaths(runc, 'gz-run');
+    const bytes = readFileSync(release);
+    for (const gzip of [false, true]) {
+      const r = sh(buildStageScript({ realPath: runc, staged: tp.staged, sha256: releaseSha, gzip }), gzip ? gzipSync(bytes) : bytes);
+      expect(r.code, r.err).toBe(0);
+      expect(first(r.recs, 'sha')?.[0]).toBe(releaseSha);
+      expect(unhex(first(r.recs, 'version')?.[0])).toBe('runc version 1.2.9');
+      expect(sha(tp.staged)).toBe(releaseSha);
+      rmSync(tp.staged);
+    }
+    const gz = gzipSync(bytes);
+    const corrupt = Buffer.concat([gz.subarray(0, gz.length / 2), Buffer.from('not gzip at all')]);
+    const bad = sh(buildStageScript({ realPath: runc, staged: tp.staged, sha256: releaseSha, gzip: true }), corrupt);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/gzip -dc failed/);
+    const wrong = sh(buildStageScript({ realPath: runc, staged: tp.staged, sha256: SHA_A, gzip: true }), gz);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.err).toMatch(/expected a{64}/);
+    expect(readdirSync(binDir).filter((f) => f.includes('gz-run') || f.includes('.new'))).toEqual([]);
+    expect(pwned()).toEqual([]);
   });
 
   it('sysctl: backs up, writes the drop-in, comments out overriding lines, writes live; restore puts every byte back', () => {

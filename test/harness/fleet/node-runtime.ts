@@ -12,7 +12,8 @@ export class NamespaceNode {
   /** Host pid of the namespace's pid 1. */
   private pid1 = 0;
   private sshd?: ChildProcess;
-  readonly log = new Tail();
+  // Large enough that tests can count every connection of a run in it.
+  readonly log = new Tail(1_000_000);
 
   constructor(readonly name: string, readonly dir: string, readonly host: string, readonly port: number) {}
 
