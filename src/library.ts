@@ -12,6 +12,7 @@ import { parseWindows } from './core/window.js';
 import type { Arch, Plan, VerifiedRelease } from './core/types.js';
 import { silentLogger, type Logger } from './output/logger.js';
 import { DEFAULT_REPO, fetchRelease, type ReleaseOptions } from './release/fetch.js';
+import { createOpensshTransport } from './ssh/openssh-transport.js';
 import { createSshTransport } from './ssh/ssh2-transport.js';
 import type { Transport } from './ssh/transport.js';
 import { runApply } from './workflows/apply.js';
@@ -31,6 +32,8 @@ export interface ConnectionOptions {
   /** Passphrase of encrypted key files (the CLI passes RUNC_ROLLOUT_KEY_PASSPHRASE). */
   keyPassphrase?: string;
   connectTimeoutMs?: number;
+  /** `openssh`: drive the system ssh (host and user certificates; `sshConfig` becomes its -F). Default `ssh2`. */
+  sshClient?: 'ssh2' | 'openssh';
 }
 
 /** Where the release comes from; the same fields as the CLI's flags. */
@@ -55,7 +58,15 @@ export interface CommonOptions extends ConnectionOptions, Partial<NodeSelection>
   signal?: AbortSignal;
 }
 
-function transportOf(o: ConnectionOptions, log: Logger): Transport {
+function transportOf(o: ConnectionOptions & { sshConfig?: string }, log: Logger): Transport {
+  if (!o.transport && o.sshClient === 'openssh') {
+    return createOpensshTransport({
+      ...(o.agentSocket ? { agentSocket: o.agentSocket } : {}),
+      ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
+      ...(o.sshConfig ? { configFile: o.sshConfig } : {}),
+      log,
+    });
+  }
   return (
     o.transport ??
     createSshTransport({

@@ -12,13 +12,15 @@ import { createApplyView } from '../output/apply-view.js';
 import { renderPlanTable } from '../output/plan-table.js';
 import { DEFAULT_REPO } from '../release/fetch.js';
 import { runApply } from '../workflows/apply.js';
+import { FINISHED_STATUSES } from '../workflows/resume.js';
 import { addConfigOption, withConfigDefaults } from './config-defaults.js';
 import type { CliContext } from './context.js';
-import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
+import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, sshClientFrom, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
 import { addPolicyOptions, policiesFrom, type PolicyFlags } from './apply-policies.js';
 import { describePolicies } from '../core/policies.js';
-import { addRunOptions, askYesNo, finishRun, humanOut, lockOwner, parseConnectTimeout, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
+import { keyPassphrases } from './passphrase-prompt.js';
+import { addRunOptions, askYesNo, chosenConnectTimeout, finishRun, humanOut, lockOwner, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
 import { checked } from './flag-parsers.js';
 
 interface ApplyFlags extends SelectionFlags, ReleaseFlags, PolicyFlags {
@@ -30,7 +32,7 @@ interface ApplyFlags extends SelectionFlags, ReleaseFlags, PolicyFlags {
   pause: string;
   maxFailures: string;
   smokeTimeout: string;
-  connectTimeout: string;
+  connectTimeout?: string;
   parallel: string;
   report?: string;
   yes: boolean;
@@ -46,7 +48,7 @@ export async function applyAction(ctx: CliContext, planFile: string | undefined,
   requireConfirmable(ctx, typed.yes, 'apply');
   // A saved plan or a resumed run names its own release: the config's version and repo do not apply then.
   const releaseKeys = planFile || typed.resume ? [] : (['version', 'repo'] as const);
-  const flags = await withConfigDefaults(ctx, cmd, typed, [...releaseKeys, 'batch', 'canary', 'pause', 'maxFailures', 'smokeTimeout', 'parallel', 'onUnreachable', 'onBudgetExceeded']);
+  const flags = await withConfigDefaults(ctx, cmd, typed, [...releaseKeys, 'batch', 'canary', 'pause', 'maxFailures', 'smokeTimeout', 'connectTimeout', 'parallel', 'onUnreachable', 'onBudgetExceeded']);
   if (!planFile && !flags.inventory && !flags.resume) throw new InputError('apply needs -i INVENTORY (or a saved plan file, or --resume RUN_REPORT)');
   if (!planFile && !flags.version && !flags.resume) throw new InputError('apply needs --version V (or a saved plan file, or --resume RUN_REPORT)');
   const policies = await policiesFrom(ctx, flags, cmd);
@@ -56,6 +58,18 @@ export async function applyAction(ctx: CliContext, planFile: string | undefined,
     savedPlan = { path, plan: parsePlanFile(await readFile(path, 'utf8'), path) };
   }
   const { batch, maxFailures } = policies;
+  const selection = selectionFrom(ctx, flags);
+  const connectTimeout = chosenConnectTimeout(flags.connectTimeout, cmd);
+  // The nodes runApply will select: a saved plan's, or the unfinished ones of a resumed run.
+  const earlier = policies.resume?.report;
+  const passphrases = flags.sshClient === 'openssh' ? undefined : await keyPassphrases(
+    ctx,
+    flags.inventory ? resolve(ctx.cwd, flags.inventory) : (earlier?.inventory ?? savedPlan?.plan.inventory),
+    savedPlan ? { ...selection, limit: savedPlan.plan.limit, ...(savedPlan.plan.shard ? { shard: savedPlan.plan.shard } : {}) }
+      : earlier ? { ...selection, limit: earlier.nodes.filter((n) => !(FINISHED_STATUSES as readonly string[]).includes(n.status)).map((n) => n.name) }
+      : selection,
+    flags.yes,
+  );
   const runId = newRunId();
   const reportPath = flags.report ? resolve(ctx.cwd, flags.report) : defaultReportPath(ctx.cwd, runId);
   const out = humanOut(ctx);
@@ -66,13 +80,13 @@ export async function applyAction(ctx: CliContext, planFile: string | undefined,
     const { report } = await runApply({
       ...(flags.inventory ? { inventoryPath: resolve(ctx.cwd, flags.inventory) } : {}),
       ...(savedPlan ? { savedPlan } : {}),
-      ...selectionFrom(ctx, flags),
+      ...selection,
       release: {
         ...releaseFrom(ctx, flags),
         repo: savedPlan?.plan.release.repo ?? flags.repo ?? DEFAULT_REPO,
         ...(flags.version ? { version: flags.version } : {}),
       },
-      transport: transportFor(ctx, parseConnectTimeout(flags.connectTimeout)),
+      transport: transportFor(ctx, { ...sshClientFrom(ctx, flags), ...(connectTimeout ? { connectTimeout } : {}), ...(passphrases ? { passphrases } : {}) }),
       parallel: parseCount(flags.parallel, '--parallel', 1),
       allowDowngrade: flags.allowDowngrade,
       batch,

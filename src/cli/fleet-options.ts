@@ -19,6 +19,7 @@ export interface SelectionFlags {
   identity?: string;
   knownHosts?: string;
   sshConfig?: string;
+  sshClient?: 'ssh2' | 'openssh';
 }
 
 function port(value: string): number {
@@ -49,7 +50,14 @@ export function addSelectionOptions(cmd: Command): Command {
     .option('--ssh-port <n>', 'SSH port for every node (beats the inventory)', port)
     .option('--identity <file>', 'SSH private key for every node (beats the inventory)')
     .option('--known-hosts <file>', 'known_hosts file for every node (beats the inventory)')
-    .option('--ssh-config <file>', 'OpenSSH client config to read instead of the inventory\'s ssh.config or ~/.ssh/config ("none": read none); the inventory beats it');
+    .option('--ssh-config <file>', 'OpenSSH client config to read instead of the inventory\'s ssh.config or ~/.ssh/config ("none": read none); the inventory beats it')
+    .addOption(new Option('--ssh-client <client>', 'ssh2 (built in) or openssh (the system ssh: host and user certificates, all of ssh_config; one process per command)').choices(['ssh2', 'openssh']).default('ssh2'));
+}
+
+/** `--ssh-client openssh`: the system ssh, which reads --ssh-config (if given) itself. */
+export function sshClientFrom(ctx: CliContext, flags: SelectionFlags): { client?: 'openssh'; configFile?: string } {
+  if (flags.sshClient !== 'openssh') return {};
+  return { client: 'openssh', ...(flags.sshConfig ? { configFile: flags.sshConfig === 'none' ? 'none' : resolve(ctx.cwd, flags.sshConfig) } : {}) };
 }
 
 export function selectionFrom(ctx: CliContext, flags: SelectionFlags): NodeSelection {

@@ -10,9 +10,10 @@ import { planStepSummary } from '../output/step-summary.js';
 import { DEFAULT_PARALLEL, runPlan, savePlan } from '../workflows/plan.js';
 import { addConfigOption, withConfigDefaults } from './config-defaults.js';
 import type { CliContext } from './context.js';
-import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, writeCiOutputs, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
+import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, sshClientFrom, writeCiOutputs, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
-import { addConnectTimeoutOption, parseConnectTimeout, toolVersion, transportFor } from './rollout-io.js';
+import { keyPassphrases } from './passphrase-prompt.js';
+import { addConnectTimeoutOption, chosenConnectTimeout, toolVersion, transportFor } from './rollout-io.js';
 
 interface PlanFlags extends SelectionFlags, ReleaseFlags {
   config?: string;
@@ -21,7 +22,7 @@ interface PlanFlags extends SelectionFlags, ReleaseFlags {
   allowDowngrade: boolean;
   reportJunit?: string;
   parallel: number;
-  connectTimeout: string;
+  connectTimeout?: string;
   detailedExitcode: boolean;
   out?: string;
 }
@@ -39,14 +40,18 @@ function envFlag(env: NodeJS.ProcessEnv, name: string): boolean {
 }
 
 export async function planAction(ctx: CliContext, typed: PlanFlags, cmd?: Command): Promise<number> {
-  const flags = await withConfigDefaults(ctx, cmd, typed, ['version', 'repo', 'parallel']);
+  const flags = await withConfigDefaults(ctx, cmd, typed, ['version', 'repo', 'parallel', 'connectTimeout']);
   if (!flags.version) throw new InputError('plan needs --version V (or `version:` in the config or the inventory\'s rollout: section)');
   const g = ctx.globals();
+  const inventoryPath = resolve(ctx.cwd, flags.inventory);
+  const selection = selectionFrom(ctx, flags);
+  const connectTimeout = chosenConnectTimeout(flags.connectTimeout, cmd);
+  const passphrases = flags.sshClient === 'openssh' ? undefined : await keyPassphrases(ctx, inventoryPath, selection, false);
   const { plan } = await runPlan({
-    inventoryPath: resolve(ctx.cwd, flags.inventory),
-    ...selectionFrom(ctx, flags),
+    inventoryPath,
+    ...selection,
     release: { ...releaseFrom(ctx, flags), version: flags.version },
-    transport: transportFor(ctx, parseConnectTimeout(flags.connectTimeout)),
+    transport: transportFor(ctx, { ...sshClientFrom(ctx, flags), ...(connectTimeout ? { connectTimeout } : {}), ...(passphrases ? { passphrases } : {}) }),
     parallel: parseCount(String(flags.parallel), '--parallel', 1),
     allowDowngrade: flags.allowDowngrade,
     toolVersion: toolVersion(),

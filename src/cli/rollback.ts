@@ -6,32 +6,37 @@ import { parseCount, parseDuration } from '../core/batching.js';
 import { createApplyView } from '../output/apply-view.js';
 import { runRollback } from '../workflows/rollback.js';
 import type { CliContext } from './context.js';
-import { addCiOptions, addSelectionOptions, selectionFrom, type SelectionFlags } from './fleet-options.js';
+import { addCiOptions, addSelectionOptions, selectionFrom, sshClientFrom, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
-import { addRunOptions, askYesNo, finishRun, humanOut, lockOwner, parseConnectTimeout, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
+import { keyPassphrases } from './passphrase-prompt.js';
+import { addRunOptions, askYesNo, chosenConnectTimeout, finishRun, humanOut, lockOwner, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
 
 interface RollbackFlags extends SelectionFlags {
   inventory: string;
   reportJunit?: string;
   smokeTimeout: string;
-  connectTimeout: string;
+  connectTimeout?: string;
   parallel: string;
   report?: string;
   yes: boolean;
   forceUnlock: boolean;
 }
 
-export async function rollbackAction(ctx: CliContext, flags: RollbackFlags): Promise<number> {
+export async function rollbackAction(ctx: CliContext, flags: RollbackFlags, cmd?: Command): Promise<number> {
   requireConfirmable(ctx, flags.yes, 'roll back');
+  const inventoryPath = resolve(ctx.cwd, flags.inventory);
+  const selection = selectionFrom(ctx, flags);
+  const connectTimeout = chosenConnectTimeout(flags.connectTimeout, cmd);
+  const passphrases = flags.sshClient === 'openssh' ? undefined : await keyPassphrases(ctx, inventoryPath, selection, flags.yes);
   const runId = newRunId();
   const reportPath = flags.report ? resolve(ctx.cwd, flags.report) : defaultReportPath(ctx.cwd, runId);
   const out = humanOut(ctx);
   const view = createApplyView({ out, interactive: ctx.interactive });
   try {
     const { report } = await runRollback({
-      inventoryPath: resolve(ctx.cwd, flags.inventory),
-      ...selectionFrom(ctx, flags),
-      transport: transportFor(ctx, parseConnectTimeout(flags.connectTimeout)),
+      inventoryPath,
+      ...selection,
+      transport: transportFor(ctx, { ...sshClientFrom(ctx, flags), ...(connectTimeout ? { connectTimeout } : {}), ...(passphrases ? { passphrases } : {}) }),
       parallel: parseCount(flags.parallel, '--parallel', 1),
       smokeTimeoutMs: parseDuration(flags.smokeTimeout, '--smoke-timeout'),
       forceUnlock: flags.forceUnlock,
@@ -61,5 +66,5 @@ export function register(program: Command, run: Runner): void {
     .requiredOption('-i, --inventory <file>', 'inventory file (native YAML, or an Ansible INI/YAML inventory)');
   addSelectionOptions(cmd);
   addRunOptions(cmd, { smokeTimeout: 'time limit of the smoke container run of the restored binary', parallel: 'nodes restored at once' });
-  addCiOptions(cmd).action(run(async (ctx, flags) => rollbackAction(ctx, flags as RollbackFlags)));
+  addCiOptions(cmd).action(run(async (ctx, flags, command) => rollbackAction(ctx, flags as RollbackFlags, command as Command)));
 }

@@ -12,6 +12,7 @@ import { ExitCode, InputError, InterruptedError, RolloutError } from '../errors.
 import { toJUnitXml } from '../output/junit.js';
 import { renderSummary } from '../output/run-summary.js';
 import { runStepSummary } from '../output/step-summary.js';
+import { createOpensshTransport } from '../ssh/openssh-transport.js';
 import { createSshTransport } from '../ssh/ssh2-transport.js';
 import type { Transport } from '../ssh/transport.js';
 import type { CliContext } from './context.js';
@@ -23,16 +24,49 @@ export function toolVersion(): string {
   return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
-/** `--connect-timeout` when it is not given: TCP, SSH handshake and auth of one node. */
+/** The connect timeout when neither `--connect-timeout` (or the config) nor the host's ssh_config ConnectTimeout sets one: TCP, SSH handshake and auth of one node. */
 export const DEFAULT_CONNECT_TIMEOUT = '15s';
 
-export function transportFor(ctx: CliContext, connectTimeoutMs?: number): Transport {
+/** What the command settled before connecting: a connect timeout the user chose, and passphrases asked on the terminal. */
+export interface SshSettings {
+  connectTimeout?: { ms: number; source: string };
+  passphrases?: ReadonlyMap<string, string>;
+  /** `--ssh-client openssh`, with `--ssh-config` for ssh's -F (sshClientFrom). */
+  client?: 'openssh';
+  configFile?: string;
+}
+
+export function transportFor(ctx: CliContext, ssh: SshSettings = {}): Transport {
+  if (ssh.client === 'openssh') {
+    return createOpensshTransport({
+      connectTimeoutMs: parseConnectTimeout(DEFAULT_CONNECT_TIMEOUT),
+      ...(ssh.connectTimeout ? { explicitConnectTimeout: ssh.connectTimeout } : {}),
+      ...(ssh.configFile ? { configFile: ssh.configFile } : {}),
+      ...(ctx.env.SSH_AUTH_SOCK ? { agentSocket: ctx.env.SSH_AUTH_SOCK } : {}),
+      env: ctx.env,
+      log: ctx.log,
+    });
+  }
   return createSshTransport({
-    ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
+    connectTimeoutMs: parseConnectTimeout(DEFAULT_CONNECT_TIMEOUT),
+    ...(ssh.connectTimeout ? { explicitConnectTimeout: ssh.connectTimeout } : {}),
     ...(ctx.env.SSH_AUTH_SOCK ? { agentSocket: ctx.env.SSH_AUTH_SOCK } : {}),
     ...(ctx.env.RUNC_ROLLOUT_KEY_PASSPHRASE ? { keyPassphrase: ctx.env.RUNC_ROLLOUT_KEY_PASSPHRASE } : {}),
+    ...(ssh.passphrases?.size ? { passphrases: ssh.passphrases } : {}),
     log: ctx.log,
   });
+}
+
+/**
+ * `--connect-timeout` as the user chose it, or undefined when nobody did (the
+ * flag has no commander default on purpose: a default would always beat the
+ * host's ssh_config ConnectTimeout). Typed on the command line, or a default
+ * from the config file or the inventory's rollout: section.
+ */
+export function chosenConnectTimeout(value: string | undefined, cmd: Pick<Command, 'getOptionValueSource'> | undefined): { ms: number; source: string } | undefined {
+  if (value === undefined) return undefined;
+  const typed = cmd === undefined || cmd.getOptionValueSource('connectTimeout') === 'cli';
+  return { ms: parseConnectTimeout(value), source: typed ? '--connect-timeout' : 'connectTimeout in the config' };
 }
 
 /** Written into each node's lock, so whoever finds it knows whom to ask. */
@@ -90,7 +124,7 @@ export function parseConnectTimeout(text: string): number {
 
 /** `--connect-timeout`, shared by every command that connects to nodes. */
 export function addConnectTimeoutOption(cmd: Command): Command {
-  return cmd.option('--connect-timeout <duration>', 'give up connecting to a node (TCP, SSH handshake, auth) after this long', checked(parseConnectTimeout), DEFAULT_CONNECT_TIMEOUT);
+  return cmd.option('--connect-timeout <duration>', `give up connecting to a node (TCP, SSH handshake, auth) after this long (beats ssh_config ConnectTimeout; default: that, else ${DEFAULT_CONNECT_TIMEOUT})`, checked(parseConnectTimeout));
 }
 
 /** What apply and rollback share: smoke and connect timeouts, parallelism, report, confirmation, lock takeover. */

@@ -33,6 +33,9 @@ export const rolloutDefaultsSchema = z
     pause: via((s) => parseDuration(s, 'pause')),
     maxFailures: via((s) => parseFailureBudget(s)),
     smokeTimeout: via((s) => parseDuration(s, 'smokeTimeout')),
+    connectTimeout: via((s) => {
+      if (parseDuration(s, 'connectTimeout') <= 0) throw new Error('must be longer than 0');
+    }),
     parallel: via((s) => parseCount(s, 'parallel', 1)),
     onUnreachable: z.enum(['fail', 'skip']),
     onBudgetExceeded: z.enum(['stop', 'rollback-all']),

@@ -12,12 +12,17 @@ import { SshError, errorMessage } from '../errors.js';
 import type { Logger } from '../output/logger.js';
 // ssh2 is CommonJS: Node's ESM loader sees only some of its named exports, `utils` not among them.
 import { knownKeyTypesInFiles, verifyHostKeyInFiles } from './host-key-file.js';
+import { effectiveAgent } from './identity-keys.js';
 
 export interface ConnectOptions {
   connectTimeoutMs: number;
   keepaliveIntervalMs: number;
   agentSocket?: string;
   keyPassphrase?: string;
+  /** Per identity file (as the node names it): beats keyPassphrase (the CLI asked for these on the terminal). */
+  passphrases?: ReadonlyMap<string, string>;
+  /** A connect timeout the user chose (flag, config file): beats ssh_config's ConnectTimeout, unlike connectTimeoutMs. */
+  explicitConnectTimeout?: { ms: number; source: string };
   /** Missed keepalive answers before the connection counts as dead (default 3). */
   keepaliveCountMax?: number;
   log: Logger;
@@ -86,7 +91,7 @@ async function loadPrivateKey(node: string, path: string, passphrase: string | u
   if (parsed instanceof Error) {
     // ssh2's messages never contain the passphrase; ours do not either.
     if (/no passphrase/i.test(parsed.message)) {
-      throw new SshError(node, `identity file ${path} is encrypted and no passphrase was given (set RUNC_ROLLOUT_KEY_PASSPHRASE)`);
+      throw new SshError(node, `identity file ${path} is encrypted and no passphrase was given (set RUNC_ROLLOUT_KEY_PASSPHRASE, or load the key into the SSH agent)`);
     }
     const hint = passphrase === undefined ? '' : ' (wrong passphrase?)';
     throw new SshError(node, `identity file ${path} cannot be used${hint}: ${parsed.message.replace(/passphrase.*$/i, 'passphrase')}`);
@@ -115,7 +120,7 @@ async function hopAuth(
     try {
       let key = loaded.get(path);
       if (!key) {
-        key = loadPrivateKey(node, path, opts.keyPassphrase);
+        key = loadPrivateKey(node, path, opts.passphrases?.get(path) ?? opts.keyPassphrase);
         key.catch(() => undefined);
         loaded.set(path, key);
       }
@@ -125,7 +130,7 @@ async function hopAuth(
       problems.push(err);
     }
   }
-  const agentSocket = identitiesOnly && files.length > 0 ? undefined : agent === null ? undefined : (agent ?? opts.agentSocket);
+  const agentSocket = effectiveAgent(files, agent, identitiesOnly, opts.agentSocket);
   if (keys.length === 0 && !agentSocket) {
     if (problems[0]) throw problems[0];
     throw new SshError(node, files.length === 0 && agent === null
@@ -145,6 +150,17 @@ function chainKey(chain: JumpHost[], node: NodeSpec): string {
   return JSON.stringify(chain.map((j) => [j.user, j.host.toLowerCase(), j.port, j.knownHostsFiles ?? node.ssh.knownHostsFiles ?? [node.ssh.knownHosts], j.hostKeyPolicy ?? node.ssh.hostKeyPolicy]));
 }
 
+/**
+ * The connect deadline of one node and what set it: a timeout the user chose
+ * (--connect-timeout, the config file) beats the host's ssh_config
+ * ConnectTimeout, which beats the built-in default.
+ */
+export function resolveConnectTimeout(t: { connectTimeoutMs?: number }, explicit: { ms: number; source: string } | undefined, fallbackMs: number): { ms: number; source: string } {
+  if (explicit) return { ms: explicit.ms, source: t.connectTimeoutMs !== undefined ? `${explicit.source}; beats ssh_config ConnectTimeout ${t.connectTimeoutMs / 1000}s` : explicit.source };
+  if (t.connectTimeoutMs !== undefined) return { ms: t.connectTimeoutMs, source: 'ssh_config ConnectTimeout' };
+  return { ms: fallbackMs, source: 'default' };
+}
+
 /** A one-use pool: each node opens and closes its own chain. */
 const privatePool: HopPool = {
   async acquire(_key, open) {
@@ -155,7 +171,9 @@ const privatePool: HopPool = {
 
 export async function openConnection(node: NodeSpec, opts: ConnectOptions): Promise<Connection> {
   const t = node.ssh;
-  const connectTimeoutMs = t.connectTimeoutMs ?? opts.connectTimeoutMs;
+  const timeout = resolveConnectTimeout(t, opts.explicitConnectTimeout, opts.connectTimeoutMs);
+  opts.log.debug(`${node.name}: connect timeout ${timeout.ms / 1000}s (${timeout.source})`);
+  const connectTimeoutMs = timeout.ms;
   const hopOpts: ConnectOptions = {
     ...opts,
     connectTimeoutMs,
@@ -276,7 +294,11 @@ function connectHop(node: NodeSpec, hop: Hop, deadline: number, opts: ConnectOpt
         client.on('error', (err: Error & { level?: string; code?: string }) => {
           finish(new SshError(name, `${hop.label}: ${hostKeyProblem ?? describeConnectError(err, hop, auth)}`, err));
         });
-        client.on('connect', () => (stage = 'handshake'));
+        client.on('connect', () => {
+          stage = 'handshake';
+          // Every command is a few small packets each way: Nagle plus delayed ACKs would add ~40 ms to each.
+          client.setNoDelay(true);
+        });
         client.on('handshake', () => (stage = 'authenticating'));
         client.on('ready', () => finish());
         client.on('close', () => finish(new SshError(name, `${hop.label}: ${hostKeyProblem ?? `connection closed (${STAGE_TEXT[stage]})`}`)));
@@ -319,11 +341,12 @@ function connectHop(node: NodeSpec, hop: Hop, deadline: number, opts: ConnectOpt
   );
 }
 
-function hostKeyMessage(status: 'unknown' | 'changed' | 'revoked', r: { keyType: string; fingerprint: string; line?: number }, hop: Hop, file: string): string {
+function hostKeyMessage(status: 'unknown' | 'changed' | 'revoked', r: { keyType: string; fingerprint: string; line?: number; certAuthorityLine?: number; certAuthorityFile?: string }, hop: Hop, file: string): string {
   const key = `${r.keyType} ${r.fingerprint}`;
   const scan = `ssh-keyscan -p ${hop.port} ${hop.host}`;
   switch (status) {
     case 'unknown':
+      if (r.certAuthorityLine !== undefined) return `host key ${key} is not in ${file}; ${r.certAuthorityFile}:${r.certAuthorityLine} trusts a host certificate authority (@cert-authority) for this host, but the ssh2 client cannot check host certificates (it does not negotiate *-cert-v01@openssh.com host keys): use --ssh-client openssh, or list the plain host key (${scan})`;
       return `host key ${key} is not in ${file} and hostKeyPolicy is strict; verify the fingerprint out of band, then add it (${scan} >> ${file}) or set hostKeyPolicy: accept-new`;
     case 'changed':
       return `HOST KEY CHANGED: the server presents ${key}, which does not match ${file}:${r.line}; this may be an attack, or the host was reinstalled: verify, then remove the old entry (ssh-keygen -R ${hop.port === 22 ? hop.host : `'[${hop.host}]:${hop.port}'`} -f ${file})`;

@@ -71,6 +71,8 @@ export async function verifyHostKey(opts: {
 export interface MultiVerifyResult extends VerifyResult {
   /** The file whose line decided (ok, changed, revoked), or where an accepted key was appended. */
   file?: string;
+  /** For unknown: the file of `certAuthorityLine`. */
+  certAuthorityFile?: string;
 }
 
 /**
@@ -85,14 +87,15 @@ export async function verifyHostKeyInFiles(opts: { files: string[]; host: string
   if (files.length === 0) throw new Error('no known_hosts file to check against');
   if (files.length === 1) {
     const r = await verifyHostKey({ knownHostsPath: files[0]!, host, port, key, policy });
-    return { ...r, file: files[0]! };
+    return { ...r, file: files[0]!, ...(r.certAuthorityLine !== undefined ? { certAuthorityFile: files[0]! } : {}) };
   }
   const checks = await Promise.all(files.map(async (file) => ({ file, r: checkHostKey((await readKnownHosts(file)).entries, host, port, key) })));
   const pick = (status: HostKeyCheck['status']) => checks.find((c) => c.r.status === status);
   const decided = pick('revoked') ?? pick('ok') ?? pick('changed');
   if (decided) return { ...decided.r, added: false, file: decided.file };
   const r = await verifyHostKey({ knownHostsPath: files[0]!, host, port, key, policy });
-  return { ...r, file: files[0]! };
+  const ca = checks.find((c) => c.r.certAuthorityLine !== undefined);
+  return { ...r, file: files[0]!, ...(r.status === 'unknown' && ca ? { certAuthorityLine: ca.r.certAuthorityLine!, certAuthorityFile: ca.file } : {}) };
 }
 
 export async function knownKeyTypesInFiles(files: string[], host: string, port: number): Promise<string[]> {

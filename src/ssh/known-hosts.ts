@@ -2,8 +2,9 @@
 // hashed (`|1|salt|hmac`) host fields, `[host]:port` for non-22 ports, comma
 // lists, `!` negation, `*`/`?` wildcards, `@revoked`. Pure: no file access.
 //
-// `@cert-authority` lines are recognised and ignored: host certificates are
-// not supported yet, so a host known only through a CA is "unknown".
+// `@cert-authority` lines never accept a key here (ssh2 cannot negotiate host
+// certificates), so a host known only through a CA is "unknown"; the check
+// says so (`certAuthorityLine`), for an error that points to `--ssh-client openssh`.
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 export type KnownHostMarker = 'revoked' | 'cert-authority' | null;
@@ -34,6 +35,8 @@ export interface HostKeyCheck {
   keyType: string;
   /** For ok/changed/revoked: the line that matched (or the first one that disagrees). */
   line?: number;
+  /** For unknown: a `@cert-authority` line for this host (ssh(1) would check the host certificate against it). */
+  certAuthorityLine?: number;
 }
 
 export function parseKnownHosts(text: string): ParsedKnownHosts {
@@ -134,7 +137,8 @@ export function checkHostKey(entries: readonly KnownHostEntry[], host: string, p
   }
   if (ok) return { ...base, status: 'ok', line: ok.line };
   if (other) return { ...base, status: 'changed', line: other.line };
-  return { ...base, status: 'unknown' };
+  const ca = entries.find((e) => e.marker === 'cert-authority' && entryMatchesHost(e.hosts, host, port));
+  return { ...base, status: 'unknown', ...(ca ? { certAuthorityLine: ca.line } : {}) };
 }
 
 /** Key types known for this host, in file order, for ordering the host key algorithms offered. */

@@ -8,18 +8,23 @@ import { RemoteCommandError, RemoteCommandInterruptedError, SshError } from '../
 import { silentLogger, type Logger } from '../output/logger.js';
 import type { Client } from 'ssh2';
 import { openConnection, type Connection, type HopLease, type HopPool } from './connect.js';
+import { checkSudo, checkTimeout } from './command-checks.js';
 import { execCommand, type RunningCommand } from './run-command.js';
 import type { NodeSession, RunOptions, RunResult, Transport } from './transport.js';
 
 export interface SshTransportOptions {
-  /** TCP + handshake + auth, jump host included. Default 15 s. */
+  /** TCP + handshake + auth, jump host included. Default 15 s; a host's ssh_config ConnectTimeout beats it. */
   connectTimeoutMs?: number;
+  /** A timeout the user chose (`source` says where, for --verbose): beats ssh_config's ConnectTimeout. */
+  explicitConnectTimeout?: { ms: number; source: string };
   /** Default 15 s; three missed answers drop the connection. */
   keepaliveIntervalMs?: number;
   /** SSH agent socket (the CLI passes SSH_AUTH_SOCK). */
   agentSocket?: string;
   /** Passphrase of the identity files (the CLI passes RUNC_ROLLOUT_KEY_PASSPHRASE). Never logged. */
   keyPassphrase?: string;
+  /** Passphrases per identity file (the CLI asks for them on a terminal); beat keyPassphrase. Never logged. */
+  passphrases?: ReadonlyMap<string, string>;
   log?: Logger;
 }
 
@@ -102,6 +107,8 @@ export function createSshTransport(opts: SshTransportOptions = {}): Transport {
         keepaliveIntervalMs: opts.keepaliveIntervalMs ?? 15_000,
         agentSocket: opts.agentSocket,
         keyPassphrase: opts.keyPassphrase,
+        ...(opts.passphrases ? { passphrases: opts.passphrases } : {}),
+        ...(opts.explicitConnectTimeout ? { explicitConnectTimeout: opts.explicitConnectTimeout } : {}),
         log,
         signal: connectOpts.signal,
         hops,
@@ -124,9 +131,6 @@ export function remoteCommandLine(script: string, sudo: boolean, timeoutMs?: num
   const limit = timeoutMs === undefined ? [] : ['timeout', '-k', '5', String(Math.max(Math.ceil(timeoutMs), 1) / 1000)];
   return cmd('env', 'LC_ALL=C', ...(sudo ? ['sudo', '-n', '--'] : []), ...limit, 'sh', '-c', script);
 }
-
-/** Exit status of timeout(1) when it stopped the command. */
-const TIMEOUT_EXIT = 124;
 
 class Ssh2Session implements NodeSession {
   readonly node: string;
@@ -178,6 +182,10 @@ class Ssh2Session implements NodeSession {
     for (const wake of this.waiting.splice(0)) wake();
   }
 
+  isOpen(): boolean {
+    return this.closedBecause === undefined;
+  }
+
   async run(script: string, opts: RunOptions = {}): Promise<RunResult> {
     await this.acquire();
     try {
@@ -207,33 +215,12 @@ class Ssh2Session implements NodeSession {
     }
   }
 
-  /** sudo's own refusals are not command failures: say what is wrong and how to fix it, even with allowFailure. */
   private checkSudo(r: RunResult): void {
-    const user = this.spec.ssh.user;
-    if (r.code === 1 && /^sudo: (a password is required|a terminal is required)/m.test(r.stderr)) {
-      throw new SshError(
-        this.node,
-        `sudo: a password is required. runc-rollout runs commands with "sudo -n" and never types a password: ` +
-          `allow ${user} to use sudo without one (e.g. "${user} ALL=(root) NOPASSWD: ALL" in /etc/sudoers.d/runc-rollout, edited with visudo), or connect as root`,
-      );
-    }
-    if (r.code === 1 && /^(sudo: )?\S+ is not in the sudoers file|^Sorry, user \S+ (is not allowed|may not run sudo)/m.test(r.stderr)) {
-      throw new SshError(this.node, `sudo: user ${user} may not run commands as root on this node; grant it in /etc/sudoers.d (NOPASSWD), or connect as root`);
-    }
-    if (r.code === 127 && /sudo: (command )?not found|sudo: No such file/.test(r.stderr)) {
-      throw new SshError(this.node, `sudo is not installed on this node, but the inventory sets ssh.sudo for user ${user}`);
-    }
+    checkSudo(this.node, this.spec.ssh.user, r);
   }
 
-  /** 124 after (about) the full time is timeout(1) stopping the script, not the script's own failure. */
   private checkTimeout(script: string, r: RunResult, timeoutMs: number, elapsedMs: number): void {
-    if (r.code === TIMEOUT_EXIT && elapsedMs >= timeoutMs * 0.9) {
-      const secs = Math.round(timeoutMs / 100) / 10;
-      throw new RemoteCommandInterruptedError(this.node, script, 'timeout', `timed out after ${secs}s; stopped on the node (timeout(1) killed it)`, r.stderr);
-    }
-    if (r.code === 127 && /timeout: (command )?not found|timeout: No such file/.test(r.stderr)) {
-      throw new SshError(this.node, 'timeout(1) (coreutils or busybox) is not installed on this node; it is needed to enforce command timeouts');
-    }
+    checkTimeout(this.node, script, r, timeoutMs, elapsedMs);
   }
 
   private async acquire(): Promise<void> {

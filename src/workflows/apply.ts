@@ -112,6 +112,7 @@ async function planAndExecute(
     limit: saved ? saved.limit : resumed ? resumed.remaining : opts.limit,
     ...((saved ? saved.shard : opts.shard) ? { shard: (saved ? saved.shard : opts.shard) as string } : {}),
     ...(opts.sshOverrides ? { sshOverrides: opts.sshOverrides } : {}),
+    ...(opts.sshConfig ? { sshConfig: opts.sshConfig } : {}),
     // A saved plan names an exact tag, already chosen (a pre-release only if --pre allowed it then).
     release: { ...opts.release, repo: saved ? saved.release.repo : resumed ? resumed.repo : opts.release.repo, version, pre: saved || resumed ? true : opts.release.pre },
     transport: opts.transport,

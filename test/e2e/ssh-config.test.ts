@@ -180,6 +180,6 @@ describe.skipIf(unsupported)('ssh_config on the test fleet', () => {
     expect((await s.run('echo decrypted')).stdout).toBe('decrypted\n');
     await s.close();
     const missing = await rejection(createSshTransport().connect(nodes.get('hop-b')!));
-    expect(missing.message).toBe(`hop-b: identity file ${key} is encrypted and no passphrase was given (set RUNC_ROLLOUT_KEY_PASSPHRASE)`);
+    expect(missing.message).toBe(`hop-b: identity file ${key} is encrypted and no passphrase was given (set RUNC_ROLLOUT_KEY_PASSPHRASE, or load the key into the SSH agent)`);
   });
 });

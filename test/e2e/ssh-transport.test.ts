@@ -240,7 +240,7 @@ describe.skipIf(unsupported)('ssh2 transport on the test fleet', () => {
     expect((await ok.run('echo ok')).stdout).toBe('ok\n');
 
     const missing = await rejection(createSshTransport().connect(withKey));
-    expect(missing.message).toBe(`root-1: identity file ${key} is encrypted and no passphrase was given (set RUNC_ROLLOUT_KEY_PASSPHRASE)`);
+    expect(missing.message).toBe(`root-1: identity file ${key} is encrypted and no passphrase was given (set RUNC_ROLLOUT_KEY_PASSPHRASE, or load the key into the SSH agent)`);
     const wrong = await rejection(createSshTransport({ keyPassphrase: 'not it' }).connect(withKey));
     expect(wrong).toBeInstanceOf(SshError);
     expect(wrong.message).toMatch(new RegExp(`^root-1: identity file ${key} cannot be used \\(wrong passphrase\\?\\)`));

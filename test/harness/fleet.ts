@@ -105,6 +105,11 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     mkdirSync(STATE_DIR, { recursive: true }); // only a mount point: every node binds its own over it
     mkdirSync(join(dir, 'nodes'), { mode: 0o711 });
     const uids = freeUids(opts.nodes.length);
+    // Certificate authorities only when a node asks for them (ssh-keygen -s signs with these).
+    const hostCa = opts.nodes.some((s) => s.hostCertificate) ? join(dir, 'host_ca') : undefined;
+    const userCa = opts.nodes.some((s) => s.trustUserCa) ? join(dir, 'user_ca') : undefined;
+    if (hostCa) await keygen(hostCa, 'runc-rollout-fleet-host-ca');
+    if (userCa) await keygen(userCa, 'runc-rollout-fleet-user-ca');
     const timeoutMs = opts.startTimeoutMs ?? 20_000;
 
     const nodes: FleetNode[] = opts.nodes.map((spec, i) => ({
@@ -131,7 +136,13 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
         const served = await keygen(join(n.dir, 'hostkey'), n.name);
         const listed = n.spec.hostKeyChanged ? await keygen(join(n.dir, 'hostkey-known'), `${n.name}-changed`) : served;
         knownHosts.push(`${n.port === 22 ? n.host : `[${n.host}]:${n.port}`} ${listed}`);
-        const script = prepareNode(n.spec, { dir: n.dir, fleetDir: dir, host: n.host, port: n.port, authorizedKeys, uid: uids[i]! });
+        const certs: { hostCertificate?: string; trustedUserCaKeys?: string } = {};
+        if (n.spec.hostCertificate && hostCa) {
+          await runOk('ssh-keygen', ['-q', '-s', hostCa, '-I', `${n.name}-host`, '-h', '-n', n.host, join(n.dir, 'hostkey.pub')], 'ssh-keygen -s');
+          certs.hostCertificate = join(n.dir, 'hostkey-cert.pub');
+        }
+        if (n.spec.trustUserCa && userCa) certs.trustedUserCaKeys = `${userCa}.pub`;
+        const script = prepareNode(n.spec, { dir: n.dir, fleetDir: dir, host: n.host, port: n.port, authorizedKeys, uid: uids[i]!, ...certs });
         const rt = new NamespaceNode(n.name, n.dir, n.host, n.port);
         runtimes.push(rt);
         await rt.start(script, timeoutMs);
@@ -168,6 +179,8 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
       nodes,
       identityFile,
       knownHosts: knownHostsPath,
+      ...(hostCa ? { hostCa } : {}),
+      ...(userCa ? { userCa } : {}),
       inventoryPath,
       node,
       inventory: () => structuredClone(base),

@@ -21,6 +21,10 @@ export interface NodeLayout {
   authorizedKeys: string;
   /** uid/gid for a non-root user. */
   uid: number;
+  /** HostCertificate for sshd (the host key signed by the fleet's host CA). */
+  hostCertificate?: string;
+  /** TrustedUserCAKeys for sshd (the fleet's user CA public key). */
+  trustedUserCaKeys?: string;
 }
 
 export function checkSpec(spec: FleetNodeSpec): void {
@@ -52,6 +56,8 @@ function sshdConfig(l: NodeLayout): string {
   return [
     `ListenAddress ${l.host}:${l.port}`,
     `HostKey ${l.dir}/hostkey`,
+    ...(l.hostCertificate ? [`HostCertificate ${l.hostCertificate}`] : []),
+    ...(l.trustedUserCaKeys ? [`TrustedUserCAKeys ${l.trustedUserCaKeys}`] : []),
     `AuthorizedKeysFile ${l.authorizedKeys}`,
     `PidFile ${l.dir}/sshd.pid`,
     'PermitRootLogin prohibit-password',

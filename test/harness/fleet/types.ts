@@ -33,6 +33,14 @@ export interface FleetNodeSpec {
   blackhole?: true;
   /** known_hosts holds a different key than the one its sshd serves. */
   hostKeyChanged?: true;
+  /**
+   * sshd also presents a host certificate (HostCertificate): its host key
+   * signed by the fleet's host CA (Fleet.hostCa) for the node's address. The
+   * fleet's known_hosts still lists the plain key.
+   */
+  hostCertificate?: true;
+  /** sshd trusts user certificates signed by the fleet's user CA (Fleet.userCa): TrustedUserCAKeys. */
+  trustUserCa?: true;
 }
 
 export interface FleetOptions {
@@ -91,6 +99,10 @@ export interface Fleet {
   nodes: FleetNode[];
   identityFile: string;
   knownHosts: string;
+  /** Private key of the host CA (public key: `${hostCa}.pub`); only when a node has hostCertificate. */
+  hostCa?: string;
+  /** Private key of the user CA (public key: `${userCa}.pub`) for `ssh-keygen -s`; only when a node has trustUserCa. */
+  userCa?: string;
   /** The default inventory, written at start. */
   inventoryPath: string;
   node(name: string): FleetNode;
