@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ReleaseError, errorMessage } from '../errors.js';
 import { advisoriesFor } from '../core/advisories.js';
 import { parseSha256sum } from '../core/sha256sum.js';
-import type { Arch, ReleaseAsset, VerifiedRelease } from '../core/types.js';
+import { ARCHES, type Arch, type ReleaseAsset, type VerifiedRelease } from '../core/types.js';
 import type { Logger } from '../output/logger.js';
 import { createGitHubClient, parseRepo } from '../github/client.js';
 import { cacheArchDir, commitStagingDir, discard, makeStagingDir, readCacheMeta, type CacheMeta } from './cache.js';
@@ -36,7 +36,7 @@ export const DEFAULT_REPO = 'opencontainers/runc';
 const MAX_BINARY_BYTES = 128 * 1024 * 1024;
 const MAX_TEXT_BYTES = 1024 * 1024;
 
-interface Target {
+export interface Target {
   tag: string;
   version: string;
   prerelease: boolean;
@@ -52,39 +52,69 @@ interface Checked {
 }
 
 export async function fetchRelease(opts: ReleaseOptions, arches: Arch[]): Promise<VerifiedRelease> {
-  parseRepo(opts.repo);
   const wanted = [...new Set(arches)];
   if (wanted.length === 0) throw new ReleaseError('no architecture requested');
+  const opened = await openRelease(opts, wanted);
+  const checked: Partial<Record<Arch, CheckedAsset>> = {};
+  for (const arch of wanted) checked[arch] = await verifyArch(opened, arch);
+  return assembleRelease(opened, checked);
+}
+
+/** The arch-independent half: keyring, the resolved tag, the advisory check. */
+export interface OpenedRelease {
+  opts: ReleaseOptions;
+  keyring: TrustedKeyring | null;
+  target: Target;
+}
+
+export interface CheckedAsset extends Checked {
+  asset: ReleaseAsset;
+}
+
+/**
+ * Resolves the release and refuses a vulnerable target; `plan` runs this while
+ * it gathers facts, and verifies each architecture as the first node of it
+ * answers. `arches` (when known) lets a fully cached tag skip the network.
+ */
+export async function openRelease(opts: ReleaseOptions, arches?: Arch[]): Promise<OpenedRelease> {
+  parseRepo(opts.repo);
   const keyring = opts.insecureSkipSignature ? null : await loadKeyring(opts.keyringPath ?? defaultKeyringPath());
   if (!keyring) {
     opts.log.warn('!!! --insecure-skip-signature: release SIGNATURES ARE NOT VERIFIED. Only the SHA-256 sums are checked, and those come from an unauthenticated file. Do not use this outside a lab. !!!');
   }
-  const target = await resolveTarget(opts, wanted);
+  const target = await resolveTarget(opts, arches);
   const advisories = advisoriesFor(target.version);
   if (advisories.length > 0) {
     const details = advisories.map((a) => `${a.id}: ${a.summary} (fixed in ${a.fixed.join(', ')})`);
     if (!opts.allowVulnerable) throw new ReleaseError(`runc ${target.version} has known advisories; refusing it as a target (--allow-vulnerable overrides)`, details);
     opts.log.warn(`runc ${target.version} has known advisories (allowed by --allow-vulnerable): ${advisories.map((a) => a.id).join(', ')}`);
   }
+  return { opts, keyring, target };
+}
 
+/** One architecture's binary, verified in full: from the cache when it still checks out, else fetched. */
+export async function verifyArch(r: OpenedRelease, arch: Arch): Promise<CheckedAsset> {
+  const { opts, keyring, target } = r;
+  const dir = cacheArchDir(opts.cacheDir, opts.repo, target.tag, arch);
+  const name = `runc.${arch}`;
+  const checked = (opts.releaseDir ? null : await reuseCached(dir, arch, keyring, opts.log)) ?? (await fetchVerified(target, arch, dir, keyring, opts));
+  return { ...checked, asset: { arch, name, sha256: checked.sha256, size: checked.size, path: join(dir, name) } };
+}
+
+export function assembleRelease(r: OpenedRelease, checked: Partial<Record<Arch, CheckedAsset>>): VerifiedRelease {
   const assets: Partial<Record<Arch, ReleaseAsset>> = {};
   const signers = new Set<string>();
   let checksums: Record<string, string> = {};
-  for (const arch of wanted) {
-    const dir = cacheArchDir(opts.cacheDir, opts.repo, target.tag, arch);
-    const name = `runc.${arch}`;
-    let checked = opts.releaseDir ? null : await reuseCached(dir, arch, keyring, opts.log);
-    if (!checked) {
-      checked = await fetchVerified(target, arch, dir, keyring, opts);
-    }
-    assets[arch] = { arch, name, sha256: checked.sha256, size: checked.size, path: join(dir, name) };
-    checked.signers.forEach((s) => signers.add(s));
-    checksums = checked.checksums;
+  for (const c of Object.values(checked)) {
+    assets[c.asset.arch] = c.asset;
+    c.signers.forEach((s) => signers.add(s));
+    checksums = c.checksums;
   }
+  const { opts, target, keyring } = r;
   return { repo: opts.repo, tag: target.tag, version: target.version, prerelease: target.prerelease, checksums, assets, signers: [...signers], signatureVerified: keyring !== null };
 }
 
-async function resolveTarget(opts: ReleaseOptions, arches: Arch[]): Promise<Target> {
+async function resolveTarget(opts: ReleaseOptions, arches?: Arch[]): Promise<Target> {
   const spec = parseVersionSpec(opts.version);
   const checkPre = (tag: string, prerelease: boolean) => {
     if (prerelease && !opts.pre) throw new ReleaseError(`${tag} is a prerelease; pass --pre to use it`);
@@ -98,12 +128,15 @@ async function resolveTarget(opts: ReleaseOptions, arches: Arch[]): Promise<Targ
     return { tag, version: spec.version, prerelease, files: async () => files };
   }
   if (spec.kind === 'exact') {
-    // A fully cached exact tag needs no network at all.
+    // A fully cached exact tag needs no network at all. With the arches not known yet
+    // (plan resolves while it gathers facts), any cached arch names the tag; a missing
+    // arch is fetched later through the same tag.
     for (const tag of spec.tags) {
-      const metas = await Promise.all(arches.map((a) => readCacheMeta(cacheArchDir(opts.cacheDir, opts.repo, tag, a))));
-      if (metas.every((m): m is CacheMeta => m !== null)) {
-        checkPre(tag, metas[0]!.prerelease);
-        opts.log.debug(`using cached ${opts.repo} ${tag} (${arches.join(', ')})`);
+      const metas = await Promise.all((arches ?? ARCHES).map((a) => readCacheMeta(cacheArchDir(opts.cacheDir, opts.repo, tag, a))));
+      const cached = metas.filter((m): m is CacheMeta => m !== null);
+      if (arches ? cached.length === metas.length : cached.length > 0) {
+        checkPre(tag, cached[0]!.prerelease);
+        opts.log.debug(`using cached ${opts.repo} ${tag} (${cached.map((m) => m.arch).join(', ')})`);
         let files: Promise<ReleaseFiles> | undefined;
         const exact = { ...spec, tags: [tag] };
         return { tag, version: spec.version, prerelease: metas[0]!.prerelease, files: () => (files ??= remote(opts, exact).then((r) => r.files())) };

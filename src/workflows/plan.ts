@@ -10,7 +10,7 @@ import type { Arch, Inventory, NodeFacts, NodeSpec, Plan, VerifiedRelease } from
 import { InterruptedError, RolloutError, errorMessage } from '../errors.js';
 import { gatherFacts } from '../facts/gather.js';
 import type { Logger } from '../output/logger.js';
-import { fetchRelease, type ReleaseOptions } from '../release/fetch.js';
+import { assembleRelease, openRelease, verifyArch, type CheckedAsset, type ReleaseOptions } from '../release/fetch.js';
 import type { NodeSession, Transport } from '../ssh/transport.js';
 import { loadSelection, type NodeSelection } from './select.js';
 
@@ -29,6 +29,8 @@ export interface GatherFleetOptions {
   /** Leave sessions open for a following step (apply); plan closes them at once. */
   keepOpen?: boolean;
   factsTimeoutMs?: number;
+  /** Called with each node's facts as they arrive (plan starts verifying a new arch's release binary at once). */
+  onFacts?: (facts: NodeFacts) => void;
 }
 
 /** Connect to every node (bounded) and gather its facts; per-node failures become `error`. */
@@ -44,6 +46,7 @@ export async function gatherFleetFacts(nodes: NodeSpec[], opts: GatherFleetOptio
         ...(opts.factsTimeoutMs ? { timeoutMs: opts.factsTimeoutMs } : {}),
       });
       log.debug(`${node.name}: ${facts.machine}, runc ${facts.runc.version ?? '?'} at ${facts.runcPath ?? '(none)'}`);
+      opts.onFacts?.(facts);
       if (!opts.keepOpen) {
         await closeQuietly(session, log);
         session = null;
@@ -97,17 +100,28 @@ export async function runPlan(opts: PlanRunOptions): Promise<PlanRun> {
   const { inventory, nodes } = await loadSelection(opts.inventoryPath, opts, log);
   log.info(`gathering facts from ${nodes.length} node${nodes.length === 1 ? '' : 's'} (parallel ${opts.parallel ?? DEFAULT_PARALLEL})`);
 
-  const gathered = await gatherFleetFacts(nodes, { transport: opts.transport, parallel: opts.parallel ?? DEFAULT_PARALLEL, log, keepOpen: opts.keepSessions ?? false, ...(signal ? { signal } : {}) });
+  // The release is resolved and verified while the nodes answer: each architecture as soon as the first node of it does.
+  const release = releaseVerifier({ ...opts.release, log, ...(signal ? { signal } : {}) });
+  const gathered = await gatherFleetFacts(nodes, {
+    transport: opts.transport,
+    parallel: opts.parallel ?? DEFAULT_PARALLEL,
+    log,
+    keepOpen: opts.keepSessions ?? false,
+    onFacts: (f) => {
+      if (f.arch) release.want(f.arch);
+    },
+    ...(signal ? { signal } : {}),
+  });
   const sessions = gathered.flatMap((g) => (g.session ? [g.session] : []));
   try {
-    return await planFromFacts(opts, inventory, gathered, sessions);
+    return await planFromFacts(opts, inventory, gathered, sessions, release);
   } catch (err) {
     await Promise.all(sessions.map((s) => closeQuietly(s, log)));
     throw err;
   }
 }
 
-async function planFromFacts(opts: PlanRunOptions, inventory: Inventory, gathered: GatheredNode[], sessions: NodeSession[]): Promise<PlanRun> {
+async function planFromFacts(opts: PlanRunOptions, inventory: Inventory, gathered: GatheredNode[], sessions: NodeSession[], verifier: ReleaseVerifier): Promise<PlanRun> {
   const { log, signal } = opts;
   if (signal?.aborted) throw new InterruptedError('plan interrupted while gathering facts');
   const down = gathered.filter((g) => g.error !== null);
@@ -119,7 +133,7 @@ async function planFromFacts(opts: PlanRunOptions, inventory: Inventory, gathere
       details: gathered.map((g) => `${g.node.name}: ${g.error ?? `unsupported architecture "${g.facts?.machine ?? '?'}"`}`),
     });
   }
-  const release = await fetchRelease({ ...opts.release, log, ...(signal ? { signal } : {}) }, arches);
+  const release = await verifier.finish(arches);
   const plan = buildPlan({
     inventoryPath: inventory.path,
     limit: opts.limit,
@@ -131,6 +145,36 @@ async function planFromFacts(opts: PlanRunOptions, inventory: Inventory, gathere
   });
   if (opts.shard) plan.shard = opts.shard;
   return { plan, inventory, release, sessions };
+}
+
+interface ReleaseVerifier {
+  want(arch: Arch): void;
+  finish(arches: Arch[]): Promise<VerifiedRelease>;
+}
+
+/** Starts resolving at once; failures surface from finish(), after the facts, never as unhandled rejections. */
+function releaseVerifier(ro: ReleaseOptions): ReleaseVerifier {
+  const opened = openRelease(ro);
+  opened.catch(() => undefined);
+  const perArch = new Map<Arch, Promise<CheckedAsset>>();
+  const want = (arch: Arch): Promise<CheckedAsset> => {
+    let p = perArch.get(arch);
+    if (!p) {
+      p = opened.then((r) => verifyArch(r, arch));
+      p.catch(() => undefined);
+      perArch.set(arch, p);
+    }
+    return p;
+  };
+  return {
+    want: (arch) => void want(arch),
+    async finish(arches) {
+      const r = await opened;
+      const checked: Partial<Record<Arch, CheckedAsset>> = {};
+      for (const arch of arches) checked[arch] = await want(arch);
+      return assembleRelease(r, checked);
+    },
+  };
 }
 
 /** `--out FILE`: written whole or not at all. */

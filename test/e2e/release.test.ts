@@ -9,7 +9,7 @@ import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode, GitHubError, ReleaseError } from '../../src/errors.js';
 import type { Logger } from '../../src/output/logger.js';
-import { fetchRelease, type ReleaseOptions } from '../../src/release/fetch.js';
+import { assembleRelease, fetchRelease, openRelease, verifyArch, type ReleaseOptions } from '../../src/release/fetch.js';
 import { defaultKeyringPath, loadKeyring, parseKeyring } from '../../src/release/keyring.js';
 import { listReleases } from '../../src/release/list.js';
 import { sharedReleaseFixtures, type ReleaseFixtures } from '../harness/release-fixtures.js';
@@ -284,6 +284,17 @@ describe('cache and offline', () => {
     expect(log2.lines.some((l) => l.startsWith('warn') && l.includes('failed re-verification') && l.includes('SHA-256 mismatch'))).toBe(true);
     expect(third.assets[fx.arch]!.path).toBe(path);
     expect(sha256(path)).toBe(first.assets[fx.arch]!.sha256);
+  });
+
+  it('resolves a cached exact tag offline before the arches are known (as plan does while it gathers facts)', async () => {
+    const own = await startReleaseServer(fx.releases);
+    const cacheDir = tempDir();
+    const first = await fetchRelease(options({ githubApiUrl: own.url, cacheDir }), [fx.arch]);
+    await own.stop();
+    const opened = await openRelease(options({ githubApiUrl: own.url, cacheDir }));
+    expect(opened.target.tag).toBe('v1.2.9');
+    const checked = await verifyArch(opened, fx.arch);
+    expect(assembleRelease(opened, { [fx.arch]: checked })).toEqual(first);
   });
 
   it('a cache entry is re-verified against the keyring in use', async () => {
