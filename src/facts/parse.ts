@@ -42,7 +42,8 @@ export function parseDfAvailable(text: string): number | null {
 export function parsePackageOwner(dpkg: string | undefined, rpm: string | undefined): string | null {
   for (const line of (dpkg ?? '').split('\n')) {
     if (/^diversion /.test(line)) continue;
-    const m = /^([^:\s][^:]*): \//.exec(line);
+    // `pkg: /path`, or `pkg:arch: /path` for a multi-arch package
+    const m = /^([^:\s][^:]*)(?::[^:\s]+)?: \//.exec(line);
     if (m?.[1]) return m[1].trim();
   }
   const first = (rpm ?? '').split('\n')[0]?.trim();

@@ -92,9 +92,22 @@ if [ -n "$rr_runc" ]; then
     rr_put runc_sha256 "$(sha256sum "$rr_runc" 2>/dev/null)"
     rr_real=$(readlink -f "$rr_runc" 2>/dev/null)
     [ -L "$rr_runc" ] && rr_put runc_realpath "$rr_real"
+    # dpkg -S loads the whole package database (~100 ms of CPU per node); the
+    # file lists answer the same question for one path in a few ms.
+    rr_dpkg_owner() {
+      if [ -d /var/lib/dpkg/info ]; then
+        rr_l=$(grep -Flx -- "$1" /var/lib/dpkg/info/*.list 2>/dev/null | head -n 1)
+        [ -n "$rr_l" ] || return 1
+        rr_l=\${rr_l##*/}
+        rr_l=\${rr_l%.list}
+        printf '%s: %s\\n' "\${rr_l%%:*}" "$1"
+      else
+        dpkg -S "$1" 2>/dev/null
+      fi
+    }
     rr_own=
     if command -v dpkg >/dev/null 2>&1; then
-      rr_own=$(dpkg -S "$rr_runc" 2>/dev/null) || { [ "$rr_real" != "$rr_runc" ] && rr_own=$(dpkg -S "$rr_real" 2>/dev/null); } || rr_own=
+      rr_own=$(rr_dpkg_owner "$rr_runc") || { [ "$rr_real" != "$rr_runc" ] && rr_own=$(rr_dpkg_owner "$rr_real"); } || rr_own=
     fi
     [ -n "$rr_own" ] && rr_put owner_dpkg "$rr_own"
     rr_own=

@@ -5,7 +5,6 @@ import type { Writable } from 'node:stream';
 import type { ExecutorEvent } from '../apply/executor.js';
 import type { NodeOutcome } from '../apply/types.js';
 import { formatDuration } from '../core/batching.js';
-import { createListrView } from './apply-listr.js';
 
 export interface ApplyView {
   handle(e: ExecutorEvent): void;
@@ -14,7 +13,24 @@ export interface ApplyView {
 }
 
 export function createApplyView(opts: { out: Writable; interactive: boolean }): ApplyView {
-  return opts.interactive ? createListrView(opts.out) : createLineView(opts.out);
+  return opts.interactive ? lazyListrView(opts.out) : createLineView(opts.out);
+}
+
+/** listr2 loads only on a terminal (CI runs never pay for it); events wait the few ms it takes. */
+function lazyListrView(out: Writable): ApplyView {
+  const pending: ExecutorEvent[] = [];
+  let view: ApplyView | undefined;
+  const loading = import('./apply-listr.js').then((m) => {
+    view = m.createListrView(out);
+    for (const e of pending.splice(0)) view.handle(e);
+  });
+  return {
+    handle: (e) => (view ? view.handle(e) : void pending.push(e)),
+    close: async () => {
+      await loading;
+      await view?.close();
+    },
+  };
 }
 
 /** `2026-11-28T18:02:03Z`: second precision is plenty for a log and keeps lines short. */

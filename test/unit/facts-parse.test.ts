@@ -143,6 +143,15 @@ describe('parseFacts on captured outputs', () => {
   });
 });
 
+const hasDpkgRunc = (() => {
+  try {
+    execFileSync('dpkg', ['-S', '/usr/sbin/runc'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 describe('small parsers', () => {
   it('df -Pk available bytes, with spaces in names', () => {
     expect(parseDfAvailable(DF)).toBe(83301024 * 1024);
@@ -155,6 +164,15 @@ describe('small parsers', () => {
     expect(parsePackageOwner(undefined, 'runc-1.1.12-1.el9.x86_64\n')).toBe('runc-1.1.12-1.el9.x86_64');
     expect(parsePackageOwner(undefined, 'file /usr/local/sbin/runc is not owned by any package\n')).toBeNull();
     expect(parsePackageOwner(undefined, undefined)).toBeNull();
+    expect(parsePackageOwner('containerd.io:amd64: /usr/bin/runc\n', undefined)).toBe('containerd.io');
+  });
+
+  it.skipIf(!hasDpkgRunc)('the script finds the dpkg owner from the file lists, as dpkg -S does (this machine\'s packaged runc)', () => {
+    const dpkg = execFileSync('dpkg', ['-S', '/usr/sbin/runc'], { encoding: 'utf8' }).split(':')[0];
+    const out = execFileSync('sh', ['-c', buildFactsScript({ runcPath: '/usr/sbin/runc' })], { encoding: 'utf8' });
+    expect(parseFacts(out, 'local').packageOwner).toBe(dpkg);
+    const none = execFileSync('sh', ['-c', buildFactsScript({ runcPath: '/usr/bin/env' })], { encoding: 'utf8' });
+    expect(parseFacts(none, 'local').packageOwner).toBe(execFileSync('dpkg', ['-S', '/usr/bin/env'], { encoding: 'utf8' }).split(':')[0]);
   });
 });
 
