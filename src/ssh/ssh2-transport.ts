@@ -10,6 +10,7 @@ import type { Client } from 'ssh2';
 import { openConnection, type Connection, type HopLease, type HopPool } from './connect.js';
 import { checkSudo, checkTimeout } from './command-checks.js';
 import { execCommand, type RunningCommand } from './run-command.js';
+import { DRIVER_SCRIPT, ShellDriver } from './shell-driver.js';
 import type { NodeSession, RunOptions, RunResult, Transport } from './transport.js';
 
 export interface SshTransportOptions {
@@ -186,6 +187,38 @@ class Ssh2Session implements NodeSession {
     return this.closedBecause === undefined;
   }
 
+  private runs = 0;
+  private driver: ShellDriver | undefined;
+  private starting: Promise<ShellDriver | null> | undefined;
+  private noDriver: string | undefined;
+
+  /**
+   * The node's shell driver (shell-driver.ts) from a session's second command
+   * on (a session that runs one command, plan's, gains nothing from it); null
+   * while it is busy with another command or when the node cannot run it.
+   */
+  private async shell(): Promise<ShellDriver | null> {
+    if (this.noDriver !== undefined) return null;
+    if (this.driver?.idle) return this.driver;
+    if (this.driver && !this.driver.gone) return null;
+    this.starting ??= ShellDriver.start(this.conn.client, this.node, remoteCommandLine(DRIVER_SCRIPT, this.spec.ssh.sudo), 30_000).then((r) => {
+      this.starting = undefined;
+      if ('driver' in r) {
+        if (this.closedBecause !== undefined) {
+          r.driver.close();
+          return null;
+        }
+        this.driver = r.driver;
+        return r.driver;
+      }
+      this.noDriver = r.why;
+      this.log.debug(`${this.node}: one exec per command (the shell driver could not start: ${r.why})`);
+      return null;
+    });
+    const d = await this.starting;
+    return d?.idle ? d : null;
+  }
+
   async run(script: string, opts: RunOptions = {}): Promise<RunResult> {
     await this.acquire();
     try {
@@ -195,8 +228,12 @@ class Ssh2Session implements NodeSession {
       const sudo = this.spec.ssh.sudo;
       this.log.debug(`${this.node}: run ${script.split('\n')[0]}${opts.stdin !== undefined ? ' (with stdin)' : ''}`);
       const started = Date.now();
-      const commandLine = remoteCommandLine(script, sudo, opts.timeoutMs);
-      const running = execCommand(this.conn.client, { node: this.node, script, commandLine, remoteTimeout: opts.timeoutMs !== undefined, opts });
+      let driver = this.runs++ > 0 && knownLength(opts.stdin) ? await this.shell() : null;
+      // Checked again with no await before run(): a parallel command may have taken it meanwhile.
+      if (!driver?.idle) driver = null;
+      const running = driver
+        ? driver.run(this.node, script, opts)
+        : execCommand(this.conn.client, { node: this.node, script, commandLine: remoteCommandLine(script, sudo, opts.timeoutMs), remoteTimeout: opts.timeoutMs !== undefined, opts });
       this.running.add(running);
       let result: RunResult;
       try {
@@ -237,9 +274,15 @@ class Ssh2Session implements NodeSession {
 
   async close(): Promise<void> {
     this.gone('the session was closed');
+    this.driver?.close();
     // The node's own connection first; the shared jump hops close when no other node uses them.
     if (!this.closedClients.has(this.conn.client)) await endClient(this.conn.client);
     for (const d of this.detach.splice(0)) d();
     this.conn.release();
   }
+}
+
+/** The driver needs the stdin length up front: a string or Buffer, not a stream. */
+function knownLength(stdin: RunOptions['stdin']): boolean {
+  return stdin === undefined || typeof stdin === 'string' || Buffer.isBuffer(stdin);
 }
