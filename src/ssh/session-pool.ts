@@ -16,8 +16,9 @@ export class SessionPool implements Transport {
 
   constructor(private readonly base: Transport) {}
 
-  /** Take over a session opened elsewhere (the facts step); the pool closes it. */
+  /** Take over a session opened elsewhere (the facts step); the pool closes it. The change follows: it warms up now. */
   adopt(session: NodeSession): void {
+    session.warmUp?.();
     const old = this.sessions.get(session.node);
     this.sessions.set(session.node, session);
     if (old && old !== session) void old.close().catch(() => undefined);
@@ -60,6 +61,7 @@ function lease(s: NodeSession): NodeSession {
     node: s.node,
     run: (script: string, opts?: RunOptions): Promise<RunResult> => s.run(script, opts),
     isOpen: () => isOpen(s),
+    warmUp: () => s.warmUp?.(),
     close: async () => undefined,
   };
 }

@@ -86,20 +86,25 @@ export class ShellDriver {
   /** Starts the loop; null (with why) when this node cannot run it, so the caller uses exec. */
   static start(client: Client, node: string, commandLine: string, timeoutMs: number): Promise<{ driver: ShellDriver } | { why: string }> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve({ why: `no answer within ${timeoutMs / 1000}s` }), timeoutMs);
+      let d: ShellDriver | undefined;
+      const timer = setTimeout(() => {
+        resolve({ why: `no answer within ${timeoutMs / 1000}s` });
+        d?.close();
+      }, timeoutMs);
       try {
         client.exec(commandLine, (e, ch) => {
           if (e) {
             clearTimeout(timer);
             return resolve({ why: e.message });
           }
-          const d = new ShellDriver(node, ch);
-          d.onReady = (ok) => {
+          d = new ShellDriver(node, ch);
+          const started = d;
+          started.onReady = (ok) => {
             clearTimeout(timer);
-            if (ok) resolve({ driver: d });
+            if (ok) resolve({ driver: started });
             else {
-              resolve({ why: d.startErr.text().trim().split('\n').slice(-3).join('; ') || 'the shell exited before it was ready' });
-              d.close();
+              resolve({ why: started.startErr.text().trim().split('\n').slice(-3).join('; ') || 'the shell exited before it was ready' });
+              started.close();
             }
           };
         });

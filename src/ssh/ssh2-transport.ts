@@ -187,6 +187,11 @@ class Ssh2Session implements NodeSession {
     return this.closedBecause === undefined;
   }
 
+  warmUp(): void {
+    this.runs = Math.max(this.runs, 1);
+    if (this.closedBecause === undefined) void this.shell();
+  }
+
   private runs = 0;
   private driver: ShellDriver | undefined;
   private starting: Promise<ShellDriver | null> | undefined;

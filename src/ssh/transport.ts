@@ -31,6 +31,8 @@ export interface NodeSession {
   run(script: string, opts?: RunOptions): Promise<RunResult>;
   /** False once the connection has dropped or been closed (absent: assume open). */
   isOpen?(): boolean;
+  /** Several commands will follow: get ready for them now, in the background (ssh2: start the node's shell). */
+  warmUp?(): void;
   close(): Promise<void>;
 }
 
