@@ -18,6 +18,7 @@ import { runClient, type RunningClient } from './openssh-command.js';
 import { Master } from './openssh-master.js';
 import { removeDir, trackDir } from './openssh-process.js';
 import { remoteCommandLine } from './ssh2-transport.js';
+import { ChannelSlots } from './channel-slots.js';
 import type { NodeSession, RunOptions, RunResult, Transport } from './transport.js';
 
 export interface OpensshTransportOptions {
@@ -37,9 +38,6 @@ export interface OpensshTransportOptions {
   env?: NodeJS.ProcessEnv;
   log?: Logger;
 }
-
-/** OpenSSH's default MaxSessions is 10: the master's own session plus 8 commands stay under it. */
-const MAX_CHANNELS = 8;
 
 export function createOpensshTransport(opts: OpensshTransportOptions = {}): Transport {
   const log = opts.log ?? silentLogger;
@@ -85,8 +83,7 @@ class OpensshSession implements NodeSession {
   readonly master: Master;
   private readonly running = new Set<RunningClient>();
   private closedBecause: string | undefined;
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly slots = new ChannelSlots();
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -111,11 +108,11 @@ class OpensshSession implements NodeSession {
     if (this.closedBecause !== undefined) return;
     this.closedBecause = why;
     for (const r of this.running) r.lost(why);
-    for (const wake of this.waiting.splice(0)) wake();
+    this.slots.wakeAll();
   }
 
   async run(script: string, opts: RunOptions = {}): Promise<RunResult> {
-    await this.acquire();
+    await this.slots.acquire(() => this.closedBecause !== undefined);
     try {
       if (this.closedBecause !== undefined) {
         throw new RemoteCommandInterruptedError(this.node, script, 'connection-lost', `not run: the connection is gone (${this.closedBecause})`);
@@ -148,7 +145,7 @@ class OpensshSession implements NodeSession {
       }
       return result;
     } finally {
-      this.release();
+      this.slots.release();
     }
   }
 
@@ -163,18 +160,6 @@ class OpensshSession implements NodeSession {
     if (why !== undefined) return new RemoteCommandInterruptedError(this.node, script, 'connection-lost', `connection lost while a command ran (${why}); its outcome on the node is unknown`, stderr);
     const detail = stderr.replace(/\r/g, '').trim().split('\n').slice(-3).join('; ');
     return new SshError(this.node, `ssh exited ${code ?? signal} running a command over the open connection (the remote command exited 255 or was killed by a signal, or ssh failed)${detail ? `: ${detail}` : ''}`);
-  }
-
-  private async acquire(): Promise<void> {
-    while (this.active >= MAX_CHANNELS && this.closedBecause === undefined) {
-      await new Promise<void>((wake) => this.waiting.push(wake));
-    }
-    this.active++;
-  }
-
-  private release(): void {
-    this.active--;
-    this.waiting.shift()?.();
   }
 
   close(): Promise<void> {

@@ -11,6 +11,7 @@ import { openConnection, type Connection, type HopLease, type HopPool } from './
 import { checkSudo, checkTimeout } from './command-checks.js';
 import { execCommand, type RunningCommand } from './run-command.js';
 import { DRIVER_SCRIPT, ShellDriver } from './shell-driver.js';
+import { ChannelSlots } from './channel-slots.js';
 import type { NodeSession, RunOptions, RunResult, Transport } from './transport.js';
 
 export interface SshTransportOptions {
@@ -28,9 +29,6 @@ export interface SshTransportOptions {
   passphrases?: ReadonlyMap<string, string>;
   log?: Logger;
 }
-
-/** OpenSSH's default MaxSessions is 10; stay under it so channel opens never fail on a busy node. */
-const MAX_CHANNELS = 8;
 
 /**
  * Jump hop connections shared by every node behind them, keyed by the chain
@@ -137,8 +135,7 @@ class Ssh2Session implements NodeSession {
   readonly node: string;
   private readonly running = new Set<RunningCommand>();
   private closedBecause: string | undefined;
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
+  private readonly slots = new ChannelSlots();
 
   constructor(
     private readonly spec: NodeSpec,
@@ -180,7 +177,7 @@ class Ssh2Session implements NodeSession {
     if (this.closedBecause !== undefined) return;
     this.closedBecause = why;
     for (const r of this.running) r.lost(why);
-    for (const wake of this.waiting.splice(0)) wake();
+    this.slots.wakeAll();
   }
 
   isOpen(): boolean {
@@ -225,7 +222,7 @@ class Ssh2Session implements NodeSession {
   }
 
   async run(script: string, opts: RunOptions = {}): Promise<RunResult> {
-    await this.acquire();
+    await this.slots.acquire(() => this.closedBecause !== undefined);
     try {
       if (this.closedBecause !== undefined) {
         throw new RemoteCommandInterruptedError(this.node, script, 'connection-lost', `not run: the connection is gone (${this.closedBecause})`);
@@ -253,7 +250,7 @@ class Ssh2Session implements NodeSession {
       }
       return result;
     } finally {
-      this.release();
+      this.slots.release();
     }
   }
 
@@ -263,18 +260,6 @@ class Ssh2Session implements NodeSession {
 
   private checkTimeout(script: string, r: RunResult, timeoutMs: number, elapsedMs: number): void {
     checkTimeout(this.node, script, r, timeoutMs, elapsedMs);
-  }
-
-  private async acquire(): Promise<void> {
-    while (this.active >= MAX_CHANNELS && this.closedBecause === undefined) {
-      await new Promise<void>((wake) => this.waiting.push(wake));
-    }
-    this.active++;
-  }
-
-  private release(): void {
-    this.active--;
-    this.waiting.shift()?.();
   }
 
   async close(): Promise<void> {

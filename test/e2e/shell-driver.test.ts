@@ -14,6 +14,7 @@ import { loadInventory } from '../../src/inventory/load.js';
 import { createSshTransport } from '../../src/ssh/ssh2-transport.js';
 import type { NodeSession } from '../../src/ssh/transport.js';
 import { fleetUnsupportedReason, startFleet, type Fleet } from '../harness/fleet.js';
+import { rejection } from '../harness/rejection.js';
 
 const unsupported = fleetUnsupportedReason();
 if (unsupported) console.warn(`skipping the shell driver e2e test: ${unsupported}`);
@@ -31,14 +32,6 @@ describe.skipIf(unsupported)('the shell driver on the test fleet', () => {
   };
   /** Exec channels sshd started for this node (LogLevel VERBOSE logs each). */
   const channels = (name: string) => (fleet.sshdLog(name).match(/Starting session: command/g) ?? []).length;
-  const rejection = async (p: Promise<unknown>): Promise<Error> => {
-    try {
-      await p;
-    } catch (err) {
-      return err as Error;
-    }
-    throw new Error('expected a rejection');
-  };
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'rr-driver-e2e-'));

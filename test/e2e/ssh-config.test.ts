@@ -14,6 +14,7 @@ import { loadInventory } from '../../src/inventory/load.js';
 import { createSshTransport } from '../../src/ssh/ssh2-transport.js';
 import type { NodeSession } from '../../src/ssh/transport.js';
 import { fleetUnsupportedReason, startFleet, type Fleet } from '../harness/fleet.js';
+import { rejection } from '../harness/rejection.js';
 
 const unsupported = fleetUnsupportedReason();
 if (unsupported) console.warn(`skipping the ssh_config e2e test: ${unsupported}`);
@@ -23,14 +24,6 @@ describe.skipIf(unsupported)('ssh_config on the test fleet', () => {
   let tmp: string;
   const sessions: NodeSession[] = [];
 
-  const rejection = async (p: Promise<unknown>): Promise<Error> => {
-    try {
-      await p;
-    } catch (err) {
-      return err as Error;
-    }
-    throw new Error('expected a rejection');
-  };
   const fingerprint = (name: string) => execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(fleet.node(name).dir, 'hostkey.pub')]).toString().split(' ')[1]!;
   /** Writes an ssh_config and an inventory that names it (ssh.config), loads it as the CLI would. */
   let files = 0;

@@ -18,6 +18,7 @@ import { createOpensshTransport } from '../../src/ssh/openssh-transport.js';
 import { createSshTransport } from '../../src/ssh/ssh2-transport.js';
 import type { NodeSession } from '../../src/ssh/transport.js';
 import { fleetUnsupportedReason, startFleet, type Fleet } from '../harness/fleet.js';
+import { rejection } from '../harness/rejection.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const unsupported = fleetUnsupportedReason();
@@ -75,14 +76,6 @@ describe.skipIf(unsupported)('openssh transport on the test fleet', () => {
     const s = await transport.connect(spec(name, ssh));
     sessions.push(s);
     return s;
-  };
-  const rejection = async (p: Promise<unknown>): Promise<Error> => {
-    try {
-      await p;
-    } catch (err) {
-      return err as Error;
-    }
-    throw new Error('expected a rejection');
   };
   const logins = (name: string) => (fleet.sshdLog(name).match(/Accepted publickey/g) ?? []).length;
   const waitFor = async (name: string, check: string) => {

@@ -16,6 +16,7 @@ import { loadInventory } from '../../src/inventory/load.js';
 import { createSshTransport } from '../../src/ssh/ssh2-transport.js';
 import type { NodeSession } from '../../src/ssh/transport.js';
 import { fleetUnsupportedReason, startFleet, type Fleet } from '../harness/fleet.js';
+import { rejection } from '../harness/rejection.js';
 
 const unsupported = fleetUnsupportedReason();
 if (unsupported) console.warn(`skipping the ssh transport e2e test: ${unsupported}`);
@@ -40,14 +41,6 @@ describe.skipIf(unsupported)('ssh2 transport on the test fleet', () => {
   /** The node's real host key fingerprint, from ssh-keygen, to compare messages with. */
   const servedFingerprint = (name: string) =>
     execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', join(fleet.node(name).dir, 'hostkey.pub')]).toString().split(' ')[1]!;
-  const rejection = async (p: Promise<unknown>): Promise<Error> => {
-    try {
-      await p;
-    } catch (err) {
-      return err as Error;
-    }
-    throw new Error('expected a rejection');
-  };
   const waitFor = async (name: string, check: string) => {
     for (let i = 0; i < 200; i++) {
       if ((await fleet.exec(name, check)).code === 0) return;
