@@ -17,6 +17,8 @@ export class FactsParseError extends RolloutError {
 }
 
 function decodeField(field: string): string | null {
+  // plain: only characters the script lets through unencoded
+  if (field.startsWith('r:')) return /^[A-Za-z0-9._/:@+=,%~-]*$/.test(field.slice(2)) ? field.slice(2) : null;
   if (field.startsWith('b:')) {
     const body = field.slice(2);
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0) return null;

@@ -46,9 +46,16 @@ if command -v base64 >/dev/null 2>&1; then
 else
   rr_enc() { printf 'x:'; od -An -v -tx1 | tr -d ' \\n'; }
 fi
+# Plain values (paths, numbers) go as they are: encoding each one costs two
+# processes, and a node runs this for dozens of values.
 rr_put() {
   printf '%s' "$1"; shift
-  for rr_v in "$@"; do printf '\\t'; printf '%s' "$rr_v" | rr_enc; done
+  for rr_v in "$@"; do
+    case $rr_v in
+      *[!A-Za-z0-9._/:@+=,%~-]*) printf '\\t'; printf '%s' "$rr_v" | rr_enc ;;
+      *) printf '\\tr:%s' "$rr_v" ;;
+    esac
+  done
   printf '\\n'
 }
 rr_df() {

@@ -86,6 +86,13 @@ describe('parseFacts on captured outputs', () => {
     expect(parseFacts(text, 'n').arch).toBe('arm64');
   });
 
+  it('accepts plain fields (paths and numbers the script sends unencoded), and refuses a plain field with other characters', () => {
+    const text = output({ machine: 'machine\tr:aarch64', sysctl_live: 'sysctl_live\tr:16384', runc_path: 'runc_path\tr:/usr/bin/runc\tr:inventory' });
+    const f = parseFacts(text, 'n');
+    expect([f.arch, f.sysctl.live, f.runcPath]).toEqual(['arm64', 16384, '/usr/bin/runc']);
+    expect(() => parseFacts(output({ machine: 'machine\tr:x86 64' }), 'n')).toThrow(/machine: field 1 is not encoded/);
+  });
+
   it('reads containerd BinaryName, package owners and a state file', () => {
     const state = { schema: 1, runId: 'r1', updatedAt: '2026-01-01T00:00:00Z', runcPath: '/usr/bin/runc', phase: 'swapped', original: { version: '1.1.0', sha256: SHA, backupPath: '/var/lib/runc-rollout/backups/x' }, target: { version: '1.2.9', sha256: SHA }, sysctl: { liveBefore: 1, files: [] } };
     const f = parseFacts(
