@@ -29,7 +29,12 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /** Where jump hop connections are shared; without one each node opens its own chain. */
   hops?: HopPool;
+  /** Identity files read (and decrypted: bcrypt is slow) once per transport, not once per node. */
+  keys?: KeyCache;
 }
+
+/** Path -> the parsed key, or why it cannot be used (without a node name: one answer for every node). */
+export type KeyCache = Map<string, Promise<ParsedKey | string>>;
 
 /** A shared jump hop connection; release() once per acquire, the last one closes it. */
 export interface HopLease {
@@ -79,22 +84,22 @@ function orderHostKeyAlgos(known: string[]): string[] {
 
 type ParsedKey = Exclude<ReturnType<typeof ssh2.utils.parseKey>, Error>;
 
-async function loadPrivateKey(node: string, path: string, passphrase: string | undefined): Promise<ParsedKey> {
+async function loadPrivateKey(path: string, passphrase: string | undefined): Promise<ParsedKey | string> {
   let data: Buffer;
   try {
     data = await readFile(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new SshError(node, `cannot read identity file ${path}: ${code === 'ENOENT' ? 'no such file' : errorMessage(err)}`);
+    return `cannot read identity file ${path}: ${code === 'ENOENT' ? 'no such file' : errorMessage(err)}`;
   }
   const parsed = ssh2.utils.parseKey(data, passphrase);
   if (parsed instanceof Error) {
     // ssh2's messages never contain the passphrase; ours do not either.
     if (/no passphrase/i.test(parsed.message)) {
-      throw new SshError(node, `identity file ${path} is encrypted and no passphrase was given (set RUNC_ROLLOUT_KEY_PASSPHRASE, or load the key into the SSH agent)`);
+      return `identity file ${path} is encrypted and no passphrase was given (set RUNC_ROLLOUT_KEY_PASSPHRASE, or load the key into the SSH agent)`;
     }
     const hint = passphrase === undefined ? '' : ' (wrong passphrase?)';
-    throw new SshError(node, `identity file ${path} cannot be used${hint}: ${parsed.message.replace(/passphrase.*$/i, 'passphrase')}`);
+    return `identity file ${path} cannot be used${hint}: ${parsed.message.replace(/passphrase.*$/i, 'passphrase')}`;
   }
   // Decrypted once here (bcrypt is slow): ssh2 gets the parsed key and never sees the passphrase again.
   return parsed;
@@ -112,7 +117,7 @@ async function hopAuth(
   agent: string | null | undefined,
   identitiesOnly: boolean,
   opts: ConnectOptions,
-  loaded: Map<string, Promise<ParsedKey>>,
+  loaded: KeyCache,
 ): Promise<Auth> {
   const keys: Auth['keys'] = [];
   const problems: SshError[] = [];
@@ -120,11 +125,12 @@ async function hopAuth(
     try {
       let key = loaded.get(path);
       if (!key) {
-        key = loadPrivateKey(node, path, opts.passphrases?.get(path) ?? opts.keyPassphrase);
-        key.catch(() => undefined);
+        key = loadPrivateKey(path, opts.passphrases?.get(path) ?? opts.keyPassphrase);
         loaded.set(path, key);
       }
-      keys.push({ path, key: await key });
+      const parsed = await key;
+      if (typeof parsed === 'string') throw new SshError(node, parsed);
+      keys.push({ path, key: parsed });
     } catch (err) {
       if (!(err instanceof SshError)) throw err;
       problems.push(err);
@@ -180,7 +186,7 @@ export async function openConnection(node: NodeSpec, opts: ConnectOptions): Prom
     keepaliveIntervalMs: t.keepaliveIntervalMs ?? opts.keepaliveIntervalMs,
     ...(t.keepaliveCountMax !== undefined ? { keepaliveCountMax: t.keepaliveCountMax } : {}),
   };
-  const loaded = new Map<string, Promise<ParsedKey>>();
+  const loaded: KeyCache = opts.keys ?? new Map();
   const nodeFiles = identityFilesOf(t);
   const knownHosts = t.knownHostsFiles?.length ? t.knownHostsFiles : [t.knownHosts];
   const target: Hop = {

@@ -7,7 +7,7 @@ import type { NodeSpec } from '../core/types.js';
 import { RemoteCommandError, RemoteCommandInterruptedError, SshError } from '../errors.js';
 import { silentLogger, type Logger } from '../output/logger.js';
 import type { Client } from 'ssh2';
-import { openConnection, type Connection, type HopLease, type HopPool } from './connect.js';
+import { openConnection, type Connection, type HopLease, type HopPool, type KeyCache } from './connect.js';
 import { checkSudo, checkTimeout } from './command-checks.js';
 import { execCommand, type RunningCommand } from './run-command.js';
 import { DRIVER_SCRIPT, ShellDriver } from './shell-driver.js';
@@ -99,6 +99,7 @@ function endClient(c: Client): Promise<void> {
 export function createSshTransport(opts: SshTransportOptions = {}): Transport {
   const log = opts.log ?? silentLogger;
   const hops = new SharedHops();
+  const keys: KeyCache = new Map();
   return {
     async connect(node: NodeSpec, connectOpts: { signal?: AbortSignal } = {}): Promise<NodeSession> {
       const conn = await openConnection(node, {
@@ -111,6 +112,7 @@ export function createSshTransport(opts: SshTransportOptions = {}): Transport {
         log,
         signal: connectOpts.signal,
         hops,
+        keys,
       });
       const chain = node.ssh.jumpHosts?.length ? node.ssh.jumpHosts : node.ssh.jumpHost ? [node.ssh.jumpHost] : [];
       log.debug(`${node.name}: connected to ${node.ssh.user}@${node.ssh.host}:${node.ssh.port}${chain.length ? ` via ${chain.map((j) => `${j.user}@${j.host}:${j.port}`).join(' -> ')}` : ''}`);
