@@ -20,7 +20,7 @@ const NOT_SUPPORTED: Record<string, string> = {
   include: 'Include is not followed; put the settings in this file or pass it with --ssh-config',
   proxycommand: 'ProxyCommand is not supported (no local commands are run); use ProxyJump',
   hostkeyalias: 'HostKeyAlias is not supported; known_hosts is looked up by HostName and port',
-  certificatefile: 'CertificateFile is not supported: ssh2 cannot authenticate with OpenSSH user certificates',
+  certificatefile: 'CertificateFile is not used by the default SSH client (ssh2 cannot authenticate with OpenSSH user certificates); --ssh-client openssh uses it',
   canonicalizehostname: 'CanonicalizeHostName is not supported (no DNS lookups while reading the config)',
   globalknownhostsfile: 'GlobalKnownHostsFile is not read; list the file in UserKnownHostsFile or the inventory',
   localcommand: 'LocalCommand is not supported',

@@ -84,7 +84,7 @@ describe('ssh_config for one host', () => {
       '/cfg: Include is not followed; put the settings in this file or pass it with --ssh-config',
       '/cfg: "Match exec" is never run by runc-rollout: such blocks do not apply',
       '/cfg: ProxyCommand is not supported (no local commands are run); use ProxyJump',
-      '/cfg: CertificateFile is not supported: ssh2 cannot authenticate with OpenSSH user certificates',
+      '/cfg: CertificateFile is not used by the default SSH client (ssh2 cannot authenticate with OpenSSH user certificates); --ssh-client openssh uses it',
     ]);
     expect(hostSettings(c, 'h', ctx, dflt).user).toBeUndefined();
   });
