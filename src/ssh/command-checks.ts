@@ -1,8 +1,8 @@
 // What a finished remote command's result means beyond its exit code, shared
 // by both transports (ssh2-transport.ts, openssh-transport.ts): sudo's own
 // refusals and timeout(1) stopping the script are not the script's failures.
-import { RemoteCommandInterruptedError, SshError } from '../errors.js';
-import type { RunResult } from './transport.js';
+import { RemoteCommandError, RemoteCommandInterruptedError, SshError } from '../errors.js';
+import type { RunOptions, RunResult } from './transport.js';
 
 /** Exit status of timeout(1) when it stopped the command. */
 export const TIMEOUT_EXIT = 124;
@@ -33,4 +33,12 @@ export function checkTimeout(node: string, script: string, r: RunResult, timeout
   if (r.code === 127 && /timeout: (command )?not found|timeout: No such file/.test(r.stderr)) {
     throw new SshError(node, 'timeout(1) (coreutils or busybox) is not installed on this node; it is needed to enforce command timeouts');
   }
+}
+
+/** A finished command as both transports report it: sudo's refusals, timeout(1)'s stop, then a non-zero exit unless allowFailure. */
+export function judgeResult(c: { node: string; user: string; sudo: boolean; script: string; opts: RunOptions; elapsedMs: number }, r: RunResult): RunResult {
+  if (c.sudo) checkSudo(c.node, c.user, r);
+  if (c.opts.timeoutMs !== undefined) checkTimeout(c.node, c.script, r, c.opts.timeoutMs, c.elapsedMs);
+  if (r.code !== 0 && !c.opts.allowFailure) throw new RemoteCommandError(c.node, c.script, r.code, r.signal, r.stderr);
+  return r;
 }

@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeSpec } from '../core/types.js';
-import { RemoteCommandError, RemoteCommandInterruptedError, SshError, errorMessage } from '../errors.js';
+import { RemoteCommandInterruptedError, SshError, errorMessage } from '../errors.js';
 import { silentLogger, type Logger } from '../output/logger.js';
-import { checkSudo, checkTimeout } from './command-checks.js';
+import { judgeResult } from './command-checks.js';
 import { resolveConnectTimeout } from './connect.js';
 import { masterArgs, type OpensshSettings } from './openssh-args.js';
 import { runClient, type RunningClient } from './openssh-command.js';
@@ -138,12 +138,7 @@ class OpensshSession implements NodeSession {
       } finally {
         this.running.delete(running);
       }
-      if (sudo) checkSudo(this.node, this.spec.ssh.user, result);
-      if (opts.timeoutMs !== undefined) checkTimeout(this.node, script, result, opts.timeoutMs, Date.now() - started);
-      if (result.code !== 0 && !opts.allowFailure) {
-        throw new RemoteCommandError(this.node, script, result.code, result.signal, result.stderr);
-      }
-      return result;
+      return judgeResult({ node: this.node, user: this.spec.ssh.user, sudo, script, opts, elapsedMs: Date.now() - started }, result);
     } finally {
       this.slots.release();
     }

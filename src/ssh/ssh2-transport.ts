@@ -4,11 +4,11 @@
 // options: only src/cli reads the environment.
 import { cmd } from '../core/shell.js';
 import type { NodeSpec } from '../core/types.js';
-import { RemoteCommandError, RemoteCommandInterruptedError, SshError } from '../errors.js';
+import { RemoteCommandInterruptedError, SshError } from '../errors.js';
 import { silentLogger, type Logger } from '../output/logger.js';
 import type { Client } from 'ssh2';
 import { openConnection, type Connection, type HopLease, type HopPool, type KeyCache } from './connect.js';
-import { checkSudo, checkTimeout } from './command-checks.js';
+import { judgeResult } from './command-checks.js';
 import { execCommand, type RunningCommand } from './run-command.js';
 import { DRIVER_SCRIPT, ShellDriver } from './shell-driver.js';
 import { ChannelSlots } from './channel-slots.js';
@@ -245,23 +245,10 @@ class Ssh2Session implements NodeSession {
       } finally {
         this.running.delete(running);
       }
-      if (sudo) this.checkSudo(result);
-      if (opts.timeoutMs !== undefined) this.checkTimeout(script, result, opts.timeoutMs, Date.now() - started);
-      if (result.code !== 0 && !opts.allowFailure) {
-        throw new RemoteCommandError(this.node, script, result.code, result.signal, result.stderr);
-      }
-      return result;
+      return judgeResult({ node: this.node, user: this.spec.ssh.user, sudo, script, opts, elapsedMs: Date.now() - started }, result);
     } finally {
       this.slots.release();
     }
-  }
-
-  private checkSudo(r: RunResult): void {
-    checkSudo(this.node, this.spec.ssh.user, r);
-  }
-
-  private checkTimeout(script: string, r: RunResult, timeoutMs: number, elapsedMs: number): void {
-    checkTimeout(this.node, script, r, timeoutMs, elapsedMs);
   }
 
   async close(): Promise<void> {
