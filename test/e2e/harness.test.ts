@@ -128,6 +128,15 @@ describe.skipIf(unsupported)('test fleet: two nodes over real SSH', () => {
     ]);
   });
 
+  it('gives root a stock .bashrc, not this machine’s (no pyenv or cargo set-up per SSH command)', async () => {
+    const r = await ssh(fleet, fleet.node('node-1'), 'echo "PYENV_ROOT=${PYENV_ROOT:-unset}"; cat ~/.bashrc');
+    expect(r.code).toBe(0);
+    const [env, ...rc] = r.stdout.split('\n');
+    expect(env).toBe('PYENV_ROOT=unset');
+    expect(rc.join('\n')).toContain('stock Debian root');
+    expect(rc.join('\n')).not.toMatch(/pyenv|cargo/);
+  });
+
   it('runs a real container through each node’s runc over SSH (as root, and through sudo)', async () => {
     execFileSync('/usr/sbin/runc', ['spec', '--bundle', bins]);
     const config = JSON.parse(readFileSync(join(bins, 'config.json'), 'utf8'));

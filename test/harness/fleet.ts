@@ -142,7 +142,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
           certs.hostCertificate = join(n.dir, 'hostkey-cert.pub');
         }
         if (n.spec.trustUserCa && userCa) certs.trustedUserCaKeys = `${userCa}.pub`;
-        const script = prepareNode(n.spec, { dir: n.dir, fleetDir: dir, host: n.host, port: n.port, authorizedKeys, uid: uids[i]!, ...certs });
+        const script = prepareNode(n.spec, { dir: n.dir, fleetDir: dir, host: n.host, port: n.port, authorizedKeys, uid: uids[i]!, ...certs, ...(opts.hostRcFiles ? { hostRcFiles: true } : {}) });
         const rt = new NamespaceNode(n.name, n.dir, n.host, n.port);
         runtimes.push(rt);
         await rt.start(script, timeoutMs);

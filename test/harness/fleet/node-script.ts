@@ -25,7 +25,18 @@ export interface NodeLayout {
   hostCertificate?: string;
   /** TrustedUserCAKeys for sshd (the fleet's user CA public key). */
   trustedUserCaKeys?: string;
+  /** Keep the machine's root rc files (FleetOptions.hostRcFiles). */
+  hostRcFiles?: boolean;
 }
+
+// Debian's stock root ~/.bashrc does nothing for the non-interactive shell
+// sshd starts per command. This build machine's runs `pyenv init` (~0.6 s of
+// CPU per SSH command): a node must not inherit that, nor any other quirk of
+// the machine's root home.
+const STOCK_ROOT_BASHRC = `# ~/.bashrc: executed by bash(1) for non-login shells (stock Debian root).
+[ -z "$PS1" ] && return
+`;
+const ROOT_RC_FILES = ['.bashrc', '.profile', '.bash_profile', '.bash_login'];
 
 export function checkSpec(spec: FleetNodeSpec): void {
   const fail = (why: string) => { throw new Error(`fleet node ${spec.name}: ${why}`); };
@@ -103,6 +114,15 @@ export function prepareNode(spec: FleetNodeSpec, l: NodeLayout): string {
   sh('mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp');
   if (inTmp) sh('mkdir -p', q(l.fleetDir), '&& mount --move /run/.fleet', q(l.fleetDir), '&& rmdir /run/.fleet');
 
+  if (!l.hostRcFiles) {
+    // root's home is the machine's: hide its rc files behind stock ones (bind mounts over existing files only).
+    writeFileSync(`${d}/root-bashrc`, STOCK_ROOT_BASHRC);
+    writeFileSync(`${d}/root-empty-rc`, '');
+    for (const f of ROOT_RC_FILES) {
+      const src = f === '.bashrc' ? `${d}/root-bashrc` : `${d}/root-empty-rc`;
+      sh(`if [ -f /root/${f} ]; then mount --bind`, q(src), `/root/${f}; fi`);
+    }
+  }
   overlay('/etc', `${d}/ovl/etc`);
   // Start from an empty sysctl.d so the persisted value does not depend on this machine's files.
   sh('mount --bind', q(`${d}/sysctl.d`), '/etc/sysctl.d');
