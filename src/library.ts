@@ -48,6 +48,8 @@ export interface ReleaseSource {
   releaseDir?: string;
   insecureSkipSignature?: boolean;
   allowVulnerable?: boolean;
+  /** `github` (default): GitHub's published advisories merged with the built-in table; `builtin`: the table only. */
+  advisories?: 'github' | 'builtin';
   timeoutMs?: number;
 }
 
@@ -91,6 +93,7 @@ function releaseOf(r: ReleaseSource): Omit<ReleaseOptions, 'log' | 'signal'> {
     ...(r.keyringPath ? { keyringPath: r.keyringPath } : {}),
     ...(r.releaseDir ? { releaseDir: r.releaseDir } : {}),
     ...(r.timeoutMs ? { timeoutMs: r.timeoutMs } : {}),
+    ...(r.advisories ? { advisories: r.advisories } : {}),
   };
 }
 

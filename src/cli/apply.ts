@@ -48,7 +48,7 @@ export async function applyAction(ctx: CliContext, planFile: string | undefined,
   requireConfirmable(ctx, typed.yes, 'apply');
   // A saved plan or a resumed run names its own release: the config's version and repo do not apply then.
   const releaseKeys = planFile || typed.resume ? [] : (['version', 'repo'] as const);
-  const flags = await withConfigDefaults(ctx, cmd, typed, [...releaseKeys, 'batch', 'canary', 'pause', 'maxFailures', 'smokeTimeout', 'connectTimeout', 'parallel', 'onUnreachable', 'onBudgetExceeded']);
+  const flags = await withConfigDefaults(ctx, cmd, typed, [...releaseKeys, 'batch', 'canary', 'pause', 'maxFailures', 'smokeTimeout', 'connectTimeout', 'parallel', 'onUnreachable', 'onBudgetExceeded', 'advisories']);
   if (!planFile && !flags.inventory && !flags.resume) throw new InputError('apply needs -i INVENTORY (or a saved plan file, or --resume RUN_REPORT)');
   if (!planFile && !flags.version && !flags.resume) throw new InputError('apply needs --version V (or a saved plan file, or --resume RUN_REPORT)');
   const policies = await policiesFrom(ctx, flags, cmd);

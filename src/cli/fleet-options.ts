@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseShard } from '../core/shard.js';
 import { errorMessage } from '../errors.js';
+import { ADVISORY_MODES, type AdvisoryMode } from '../release/advisories.js';
 import { DEFAULT_REPO, type ReleaseOptions } from '../release/fetch.js';
 import type { NodeSelection } from '../workflows/select.js';
 import type { CliContext } from './context.js';
@@ -82,6 +83,14 @@ export interface ReleaseFlags {
   releaseDir?: string;
   insecureSkipSignature: boolean;
   allowVulnerable: boolean;
+  advisories?: AdvisoryMode;
+}
+
+/** `--advisories github|builtin`, for every command that checks versions against advisories. */
+export function advisoriesOption(): Option {
+  return new Option('--advisories <source>', "advisories to check versions against: github (the repository's published security advisories, cached, merged with the built-in table; the built-in table alone when GitHub cannot be reached) or builtin")
+    .choices(ADVISORY_MODES)
+    .default('github');
 }
 
 export function addReleaseOptions(cmd: Command): Command {
@@ -90,7 +99,8 @@ export function addReleaseOptions(cmd: Command): Command {
     .option('--pre', 'allow pre-releases when resolving --version', false)
     .option('--release-dir <dir>', 'read the release files from this directory instead of GitHub (air-gapped), verified the same way')
     .addOption(new Option('--insecure-skip-signature', 'DANGEROUS, lab use only: do not verify release signatures (checksums are still checked)').default(false))
-    .option('--allow-vulnerable', 'allow a target version with known advisories', false);
+    .option('--allow-vulnerable', 'allow a target version with known advisories', false)
+    .addOption(advisoriesOption());
 }
 
 /** Release options without `version` (apply may take it from a saved plan). */
@@ -106,6 +116,7 @@ export function releaseFrom(ctx: CliContext, flags: ReleaseFlags): Omit<ReleaseO
     ...(flags.releaseDir ? { releaseDir: resolve(ctx.cwd, flags.releaseDir) } : {}),
     insecureSkipSignature: flags.insecureSkipSignature,
     allowVulnerable: flags.allowVulnerable,
+    ...(flags.advisories ? { advisories: flags.advisories } : {}),
   };
 }
 

@@ -40,7 +40,7 @@ function envFlag(env: NodeJS.ProcessEnv, name: string): boolean {
 }
 
 export async function planAction(ctx: CliContext, typed: PlanFlags, cmd?: Command): Promise<number> {
-  const flags = await withConfigDefaults(ctx, cmd, typed, ['version', 'repo', 'parallel', 'connectTimeout']);
+  const flags = await withConfigDefaults(ctx, cmd, typed, ['version', 'repo', 'parallel', 'connectTimeout', 'advisories']);
   if (!flags.version) throw new InputError('plan needs --version V (or `version:` in the config or the inventory\'s rollout: section)');
   const g = ctx.globals();
   const inventoryPath = resolve(ctx.cwd, flags.inventory);

@@ -9,6 +9,9 @@ import { listReleases } from '../release/list.js';
 import type { CliContext } from './context.js';
 import type { RegisterCommand } from './commands.js';
 import { collect } from './flag-parsers.js';
+import { advisoriesOption } from './fleet-options.js';
+import { advisoryIds, type Advisory } from '../core/advisories.js';
+import type { AdvisoryMode } from '../release/advisories.js';
 
 interface FetchFlags {
   version: string;
@@ -18,6 +21,13 @@ interface FetchFlags {
   releaseDir?: string;
   insecureSkipSignature: boolean;
   allowVulnerable: boolean;
+  advisories: AdvisoryMode;
+}
+
+interface ListFlags {
+  repo: string;
+  pre: boolean;
+  advisories: AdvisoryMode;
 }
 
 export const register: RegisterCommand = (program, run) => {
@@ -33,6 +43,7 @@ export const register: RegisterCommand = (program, run) => {
     .option('--release-dir <dir>', 'verify files from this local folder instead of GitHub (air-gapped sites)')
     .addOption(new Option('--insecure-skip-signature', 'DANGEROUS: do not verify OpenPGP signatures (checksums are still checked)').default(false))
     .option('--allow-vulnerable', 'allow a target version with known advisories', false)
+    .addOption(advisoriesOption())
     .action(run(async (ctx, flags) => fetchCommand(ctx, flags as FetchFlags)));
 
   release
@@ -40,7 +51,8 @@ export const register: RegisterCommand = (program, run) => {
     .description('list published versions with known advisories')
     .option('--repo <owner/name>', 'GitHub repository', DEFAULT_REPO)
     .option('--pre', 'include prereleases', false)
-    .action(run(async (ctx, flags) => listCommand(ctx, flags as { repo: string; pre: boolean })));
+    .addOption(advisoriesOption())
+    .action(run(async (ctx, flags) => listCommand(ctx, flags as ListFlags)));
 };
 
 function parseArches(values: string[] | undefined): Arch[] {
@@ -68,6 +80,7 @@ async function fetchCommand(ctx: CliContext, flags: FetchFlags): Promise<number>
       releaseDir: flags.releaseDir,
       insecureSkipSignature: flags.insecureSkipSignature,
       allowVulnerable: flags.allowVulnerable,
+      advisories: flags.advisories,
       log: ctx.log,
       signal: ctx.signal,
     },
@@ -84,15 +97,21 @@ async function fetchCommand(ctx: CliContext, flags: FetchFlags): Promise<number>
   return 0;
 }
 
-async function listCommand(ctx: CliContext, flags: { repo: string; pre: boolean }): Promise<number> {
+/** `CVE-2024-21626 [built-in, github]`: each advisory with where it came from. */
+function advisoryText(a: Advisory): string {
+  return `${advisoryIds(a)} [${a.sources.join(', ')}]`;
+}
+
+async function listCommand(ctx: CliContext, flags: ListFlags): Promise<number> {
   const g = ctx.globals();
-  const list = await listReleases({ repo: flags.repo, pre: flags.pre, githubApiUrl: g.githubApiUrl, token: g.githubToken, log: ctx.log, signal: ctx.signal });
+  const { releases: list, advisories } = await listReleases({ repo: flags.repo, pre: flags.pre, githubApiUrl: g.githubApiUrl, token: g.githubToken, cacheDir: g.cacheDir, advisories: flags.advisories, log: ctx.log, signal: ctx.signal });
+  ctx.log.info(`advisories: ${advisories}`);
   if (g.json) {
     ctx.stdout.write(`${JSON.stringify(list, null, 2)}\n`);
     return 0;
   }
   for (const r of list) {
-    const flagsText = [r.prerelease ? 'prerelease' : '', r.advisories.length ? `advisories: ${r.advisories.map((a) => a.id).join(', ')}` : 'no known advisories']
+    const flagsText = [r.prerelease ? 'prerelease' : '', r.advisories.length ? `advisories: ${r.advisories.map(advisoryText).join(', ')}` : 'no known advisories']
       .filter(Boolean)
       .join('; ');
     ctx.stdout.write(`${r.tag.padEnd(14)} ${(r.publishedAt ?? '').slice(0, 10).padEnd(10)}  ${flagsText}\n`);

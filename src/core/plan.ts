@@ -1,6 +1,6 @@
 // The plan: a pure function from node facts, the verified release and options
 // to what `apply` would do on each node. Nothing here reads a node or a file.
-import { advisoriesFor } from './advisories.js';
+import { advisoriesFor, type AdvisoryTable } from './advisories.js';
 import { planSysctl } from './sysctl.js';
 import { STATE_DIR, type NodeFacts, type NodePlan, type NodeSpec, type Plan, type VerifiedRelease } from './types.js';
 import { compareRuncVersions } from './version.js';
@@ -20,13 +20,15 @@ export interface BuildPlanInput {
   allowDowngrade: boolean;
   toolVersion: string;
   now: Date;
+  /** What current versions are checked against (default: the built-in table). */
+  advisories?: AdvisoryTable;
 }
 
 /** Free space below this many times the binary's size is worth a warning (staged copy + backup). */
 export const LOW_DISK_FACTOR = 2;
 
 export function buildPlan(input: BuildPlanInput): Plan {
-  const nodes = input.nodes.map((n) => planNode(n, input.release, input.allowDowngrade));
+  const nodes = input.nodes.map((n) => planNode(n, input.release, input.allowDowngrade, input.advisories));
   const count = (a: NodePlan['action']) => nodes.filter((n) => n.action === a).length;
   const assets: Plan['release']['assets'] = {};
   for (const a of Object.values(input.release.assets)) {
@@ -51,7 +53,7 @@ export function buildPlan(input: BuildPlanInput): Plan {
   };
 }
 
-export function planNode({ node, facts, error }: PlanNodeInput, release: VerifiedRelease, allowDowngrade: boolean): NodePlan {
+export function planNode({ node, facts, error }: PlanNodeInput, release: VerifiedRelease, allowDowngrade: boolean, advisories?: AdvisoryTable): NodePlan {
   const base: NodePlan = {
     name: node.name,
     host: node.ssh.host,
@@ -73,7 +75,7 @@ export function planNode({ node, facts, error }: PlanNodeInput, release: Verifie
     current: { version: facts.runc.version, sha256: facts.runc.sha256 },
     target: asset ? { version: release.version, sha256: asset.sha256 } : null,
     sysctl: planSysctl(facts.sysctl),
-    warnings: warningsFor(facts, asset?.size ?? null),
+    warnings: warningsFor(facts, asset?.size ?? null, advisories),
   };
   const blocked = (reason: string): NodePlan => ({ ...plan, action: 'blocked', error: reason });
 
@@ -112,9 +114,9 @@ function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-function warningsFor(facts: NodeFacts, binarySize: number | null): string[] {
+function warningsFor(facts: NodeFacts, binarySize: number | null, table?: AdvisoryTable): string[] {
   const w: string[] = [];
-  const advisories = facts.runc.version ? advisoriesFor(facts.runc.version) : [];
+  const advisories = facts.runc.version ? advisoriesFor(facts.runc.version, table) : [];
   if (advisories.length) {
     // One line: an rc93 node matches nine advisories, and the ids are what people search for.
     w.push(`current ${facts.runc.version} is affected by ${advisories.map((a) => a.id).join(', ')}`);

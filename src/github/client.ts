@@ -5,7 +5,7 @@ import type { Octokit } from '@octokit/rest';
 import { z } from 'zod';
 import { GitHubError, InterruptedError, errorMessage } from '../errors.js';
 import type { Logger } from '../output/logger.js';
-import { releaseSchema, zodIssues, type GitHubRelease } from './schemas.js';
+import { releaseSchema, securityAdvisorySchema, zodIssues, type GitHubRelease, type GitHubSecurityAdvisory } from './schemas.js';
 import { downloadToFile, type DownloadOptions } from './download.js';
 import type { GitHubAsset } from './schemas.js';
 
@@ -25,6 +25,12 @@ export interface ReleaseApi {
   download(asset: GitHubAsset, dest: string, opts: Pick<DownloadOptions, 'maxBytes'>): Promise<{ bytes: number }>;
 }
 
+/** What the advisory side needs from GitHub. */
+export interface AdvisoryApi {
+  /** The repository's published security advisories (a GitHubError with status 404 where the endpoint does not exist). */
+  securityAdvisories(repo: RepoRef): Promise<GitHubSecurityAdvisory[]>;
+}
+
 export interface GitHubClientOptions {
   baseUrl: string;
   token?: string;
@@ -34,6 +40,8 @@ export interface GitHubClientOptions {
   signal?: AbortSignal;
   /** Multiplier of retry delays (ms); lower only in tests. */
   retryBaseMs?: number;
+  /** Retries of a failed call (default 3). */
+  retries?: number;
   /** Longest rate-limit wait taken automatically before giving up (s). */
   maxRateLimitWaitS?: number;
 }
@@ -58,7 +66,7 @@ export function parseRepo(repo: string): RepoRef {
   return { owner: m[1], repo: m[2] };
 }
 
-export function createGitHubClient(opts: GitHubClientOptions): ReleaseApi {
+export function createGitHubClient(opts: GitHubClientOptions): ReleaseApi & AdvisoryApi {
   const base = opts.retryBaseMs ?? 1000;
   const maxWait = opts.maxRateLimitWaitS ?? 60;
   const baseOrigin = new URL(opts.baseUrl).origin;
@@ -89,7 +97,7 @@ export function createGitHubClient(opts: GitHubClientOptions): ReleaseApi {
     auth: opts.token,
     userAgent: 'runc-rollout',
     request: { fetch: timedFetch },
-    retry: { retryAfterBaseValue: base, retries: 3 },
+    retry: { retryAfterBaseValue: base, retries: opts.retries ?? 3 },
     throttle: { onRateLimit: onLimit('rate limit'), onSecondaryRateLimit: onLimit('secondary rate limit'), retryAfterBaseValue: base },
     log: { debug: () => {}, info: () => {}, warn: (m: string) => opts.log.debug(m), error: (m: string) => opts.log.debug(m) },
   })));
@@ -115,26 +123,37 @@ export function createGitHubClient(opts: GitHubClientOptions): ReleaseApi {
     }
   };
 
+  /** Every item of a paginated list, each validated; `keep` drops items (drafts). */
+  const paged = async <T>(what: string, route: string, params: Record<string, string | number>, parse: (item: unknown) => T, keep: (item: T) => boolean = () => true): Promise<T[]> =>
+    call(what, async () => {
+      const out: T[] = [];
+      let pages = 0;
+      for await (const page of (await client()).paginate.iterator(route, { ...params, per_page: 100 })) {
+        const parsed = z.array(z.unknown()).safeParse(page.data);
+        if (!parsed.success) throw new GitHubError(`GitHub API answered ${what} with an unexpected shape`, undefined, zodIssues(parsed.error));
+        for (const item of parsed.data) {
+          const value = parse(item);
+          if (keep(value)) out.push(value);
+        }
+        if (++pages >= MAX_PAGES) {
+          opts.log.warn(`${what}: stopped after ${MAX_PAGES} pages`);
+          break;
+        }
+      }
+      return out;
+    });
+
   return {
     async list(ref) {
       const what = `the release list of ${ref.owner}/${ref.repo}`;
-      return call(what, async () => {
-        const out: GitHubRelease[] = [];
-        let pages = 0;
-        const it = (await client()).paginate.iterator('GET /repos/{owner}/{repo}/releases', { owner: ref.owner, repo: ref.repo, per_page: 100 });
-        for await (const page of it) {
-          const parsed = z.array(z.unknown()).safeParse(page.data);
-          if (!parsed.success) throw new GitHubError(`GitHub API answered ${what} with an unexpected shape`, undefined, zodIssues(parsed.error));
-          for (const item of parsed.data) {
-            const rel = parseRelease(what, item);
-            if (!rel.draft) out.push(rel);
-          }
-          if (++pages >= MAX_PAGES) {
-            opts.log.warn(`${what}: stopped after ${MAX_PAGES} pages`);
-            break;
-          }
-        }
-        return out;
+      return paged(what, 'GET /repos/{owner}/{repo}/releases', { owner: ref.owner, repo: ref.repo }, (item) => parseRelease(what, item), (rel) => !rel.draft);
+    },
+    async securityAdvisories(ref) {
+      const what = `the security advisories of ${ref.owner}/${ref.repo}`;
+      return paged(what, 'GET /repos/{owner}/{repo}/security-advisories', { owner: ref.owner, repo: ref.repo, state: 'published' }, (item) => {
+        const r = securityAdvisorySchema.safeParse(item);
+        if (!r.success) throw new GitHubError(`GitHub API answered ${what} with an unexpected shape`, undefined, zodIssues(r.error));
+        return r.data;
       });
     },
     async byTag(ref, tag) {

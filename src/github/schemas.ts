@@ -29,3 +29,30 @@ export type GitHubRelease = z.infer<typeof releaseSchema>;
 export function zodIssues(err: z.ZodError): string[] {
   return err.issues.slice(0, 10).map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
 }
+
+/**
+ * One repository security advisory (`GET /repos/{owner}/{repo}/security-advisories`):
+ * only the fields src/core/github-advisories.ts reads.
+ */
+export const securityAdvisorySchema = z.object({
+  ghsa_id: z.string().min(1),
+  cve_id: z.string().nullable().optional(),
+  summary: z.string(),
+  severity: z.string().nullable().optional(),
+  state: z.string().nullable().optional(),
+  html_url: z.string().nullable().optional(),
+  published_at: z.string().nullable().optional(),
+  withdrawn_at: z.string().nullable().optional(),
+  vulnerabilities: z
+    .array(
+      z.object({
+        package: z.object({ ecosystem: z.string().nullable().optional(), name: z.string().nullable().optional() }).nullable().optional(),
+        vulnerable_version_range: z.string().nullable().optional(),
+        patched_versions: z.string().nullable().optional(),
+      }),
+    )
+    .nullable()
+    .optional(),
+});
+
+export type GitHubSecurityAdvisory = z.infer<typeof securityAdvisorySchema>;

@@ -39,6 +39,7 @@ export const rolloutDefaultsSchema = z
     parallel: via((s) => parseCount(s, 'parallel', 1)),
     onUnreachable: z.enum(['fail', 'skip']),
     onBudgetExceeded: z.enum(['stop', 'rollback-all']),
+    advisories: z.enum(['github', 'builtin']),
   })
   .partial()
   .strict();

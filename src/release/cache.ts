@@ -28,11 +28,17 @@ const META = 'meta.json';
 const SAFE = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 
 export function cacheArchDir(cacheDir: string, repo: string, tag: string, arch: Arch): string {
+  if (!SAFE.test(tag)) throw new ReleaseError(`cannot cache ${repo} ${tag}: unsafe path component ${JSON.stringify(tag)}`);
+  return join(cacheRepoDir(cacheDir, repo), tag, arch);
+}
+
+/** <cacheDir>/releases/<owner>/<name>: the repository's releases, and its advisories next to them. */
+export function cacheRepoDir(cacheDir: string, repo: string): string {
   const [owner, name] = repo.split('/');
-  for (const part of [owner, name, tag]) {
-    if (!part || !SAFE.test(part)) throw new ReleaseError(`cannot cache ${repo} ${tag}: unsafe path component ${JSON.stringify(part)}`);
+  for (const part of [owner, name]) {
+    if (!part || !SAFE.test(part)) throw new ReleaseError(`cannot cache ${repo}: unsafe path component ${JSON.stringify(part)}`);
   }
-  return join(cacheDir, 'releases', owner!, name!, tag, arch);
+  return join(cacheDir, 'releases', owner!, name!);
 }
 
 /** The entry's metadata, or null when there is no complete entry. */

@@ -5,11 +5,12 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ReleaseError, errorMessage } from '../errors.js';
-import { advisoriesFor } from '../core/advisories.js';
+import { advisoriesFor, advisoryIds, type AdvisoryTable } from '../core/advisories.js';
 import { parseSha256sum } from '../core/sha256sum.js';
 import { ARCHES, type Arch, type ReleaseAsset, type VerifiedRelease } from '../core/types.js';
 import type { Logger } from '../output/logger.js';
 import { createGitHubClient, parseRepo } from '../github/client.js';
+import { loadAdvisories, type AdvisoryMode } from './advisories.js';
 import { cacheArchDir, commitStagingDir, discard, makeStagingDir, readCacheMeta, type CacheMeta } from './cache.js';
 import { defaultKeyringPath, loadKeyring, type TrustedKeyring } from './keyring.js';
 import { isPrerelease, parseVersionSpec, resolveRelease, tagVersion, type VersionSpec } from './resolve.js';
@@ -27,6 +28,8 @@ export interface ReleaseOptions {
   releaseDir?: string;
   insecureSkipSignature: boolean;
   allowVulnerable: boolean;
+  /** Where advisories come from: GitHub's published ones merged with the built-in table (default), or the built-in table only. */
+  advisories?: AdvisoryMode;
   timeoutMs?: number;
   log: Logger;
   signal?: AbortSignal;
@@ -65,6 +68,8 @@ export interface OpenedRelease {
   opts: ReleaseOptions;
   keyring: TrustedKeyring | null;
   target: Target;
+  /** What versions were checked against (plan warnings use the same). */
+  advisories: AdvisoryTable;
 }
 
 export interface CheckedAsset extends Checked {
@@ -82,14 +87,18 @@ export async function openRelease(opts: ReleaseOptions, arches?: Arch[]): Promis
   if (!keyring) {
     opts.log.warn('!!! --insecure-skip-signature: release SIGNATURES ARE NOT VERIFIED. Only the SHA-256 sums are checked, and those come from an unauthenticated file. Do not use this outside a lab. !!!');
   }
-  const target = await resolveTarget(opts, arches);
-  const advisories = advisoriesFor(target.version);
+  const [target, table] = await Promise.all([
+    resolveTarget(opts, arches),
+    loadAdvisories({ mode: opts.advisories ?? 'github', repo: opts.repo, githubApiUrl: opts.githubApiUrl, token: opts.token, cacheDir: opts.cacheDir, log: opts.log, signal: opts.signal }),
+  ]);
+  const advisories = advisoriesFor(target.version, table);
   if (advisories.length > 0) {
-    const details = advisories.map((a) => `${a.id}: ${a.summary} (fixed in ${a.fixed.join(', ')})`);
-    if (!opts.allowVulnerable) throw new ReleaseError(`runc ${target.version} has known advisories; refusing it as a target (--allow-vulnerable overrides)`, details);
-    opts.log.warn(`runc ${target.version} has known advisories (allowed by --allow-vulnerable): ${advisories.map((a) => a.id).join(', ')}`);
+    const ids = advisories.map(advisoryIds).join(', ');
+    const details = advisories.map((a) => `${advisoryIds(a)}: ${a.summary} (affected: ${a.affected}; fixed in ${a.fixed.join(', ') || '?'}; source: ${a.sources.join(' + ')})`);
+    if (!opts.allowVulnerable) throw new ReleaseError(`runc ${target.version} has known advisories: ${ids}; refusing it as a target (--allow-vulnerable overrides)`, [...details, `advisories checked: ${table.origin}`]);
+    opts.log.warn(`runc ${target.version} has known advisories (allowed by --allow-vulnerable): ${ids}`);
   }
-  return { opts, keyring, target };
+  return { opts, keyring, target, advisories: table };
 }
 
 /** One architecture's binary, verified in full: from the cache when it still checks out, else fetched. */

@@ -4,6 +4,7 @@
 // the reason, never dropped.
 import { randomBytes } from 'node:crypto';
 import { rename, writeFile } from 'node:fs/promises';
+import type { AdvisoryTable } from '../core/advisories.js';
 import { mapLimit } from '../core/concurrency.js';
 import { buildPlan, type PlanNodeInput } from '../core/plan.js';
 import type { Arch, Inventory, NodeFacts, NodeSpec, Plan, VerifiedRelease } from '../core/types.js';
@@ -135,6 +136,7 @@ async function planFromFacts(opts: PlanRunOptions, inventory: Inventory, gathere
   }
   const release = await verifier.finish(arches);
   const plan = buildPlan({
+    advisories: await verifier.advisories(),
     inventoryPath: inventory.path,
     limit: opts.limit,
     nodes: gathered.map(({ node, facts, error }) => ({ node, facts, error })),
@@ -150,6 +152,8 @@ async function planFromFacts(opts: PlanRunOptions, inventory: Inventory, gathere
 interface ReleaseVerifier {
   want(arch: Arch): void;
   finish(arches: Arch[]): Promise<VerifiedRelease>;
+  /** The advisory table the target was checked against. */
+  advisories(): Promise<AdvisoryTable>;
 }
 
 /** Starts resolving at once; failures surface from finish(), after the facts, never as unhandled rejections. */
@@ -174,6 +178,7 @@ function releaseVerifier(ro: ReleaseOptions): ReleaseVerifier {
       for (const arch of arches) checked[arch] = await want(arch);
       return assembleRelease(r, checked);
     },
+    advisories: async () => (await opened).advisories,
   };
 }
 

@@ -133,11 +133,11 @@ describe('resolve against the release server', () => {
   });
 
   it('release list shows versions newest first with advisories, no drafts', async () => {
-    const list = await listReleases({ repo: 'test/runc', pre: true, githubApiUrl: server.url, log: captureLog() });
+    const { releases: list } = await listReleases({ repo: 'test/runc', pre: true, githubApiUrl: server.url, cacheDir: tempDir(), log: captureLog() });
     expect(list.map((r) => r.tag)).toEqual(['v1.4.0-rc.3', 'v1.3.4', 'v1.2.9', 'v1.2.8', 'v1.1.12', 'v1.0.0-rc93']);
     expect(list.find((r) => r.tag === 'v1.2.9')?.advisories).toEqual([]);
     expect(list.find((r) => r.tag === 'v1.0.0-rc93')?.advisories.map((a) => a.id)).toContain('runc-rc93-pipe-hang');
-    const stable = await listReleases({ repo: 'test/runc', pre: false, githubApiUrl: server.url, log: captureLog() });
+    const { releases: stable } = await listReleases({ repo: 'test/runc', pre: false, githubApiUrl: server.url, cacheDir: tempDir(), log: captureLog() });
     expect(stable.map((r) => r.tag)).toEqual(['v1.3.4', 'v1.2.9', 'v1.2.8', 'v1.1.12']);
   });
 });
@@ -265,6 +265,104 @@ describe('network faults', () => {
   });
 });
 
+/** A published advisory in GitHub's shape, for the runc Go package. */
+function servedAdvisory(ghsa: string, cve: string | null, range: string, patched: string) {
+  return {
+    ghsa_id: ghsa,
+    cve_id: cve,
+    html_url: `https://github.com/test/runc/security/advisories/${ghsa}`,
+    summary: `test advisory ${ghsa}`,
+    severity: 'high',
+    state: 'published',
+    published_at: '2026-01-02T03:04:05Z',
+    withdrawn_at: null,
+    vulnerabilities: [{ package: { ecosystem: 'go', name: 'github.com/opencontainers/runc' }, vulnerable_version_range: range, patched_versions: patched, vulnerable_functions: [] }],
+  };
+}
+const ONLY_API = servedAdvisory('GHSA-2222-3333-4444', 'CVE-2099-0001', '>= 1.2.0, < 1.2.9', '1.2.9');
+
+describe('advisories from GitHub', () => {
+  it('a served advisory refuses a release no built-in entry covers, naming its GHSA and CVE ids; --advisories builtin does not see it', async () => {
+    const own = await startReleaseServer(fx.releases);
+    try {
+      own.setAdvisories('test/runc', [ONLY_API]);
+      const cacheDir = tempDir();
+      const err = await refusal(fetchRelease(options({ githubApiUrl: own.url, cacheDir, version: 'v1.2.8' }), [fx.arch]));
+      expect(err.message).toBe('runc 1.2.8 has known advisories: GHSA-2222-3333-4444 (CVE-2099-0001); refusing it as a target (--allow-vulnerable overrides)');
+      expect(err.details.join('\n')).toContain('source: github');
+      expect(own.requests).toContain('GET /repos/test/runc/security-advisories?state=published&per_page=100');
+      // cached next to the releases, with the fetch time
+      const cached = JSON.parse(readFileSync(join(cacheDir, 'releases/test/runc/advisories.json'), 'utf8')) as { fetchedAt: string; advisories: { ghsa_id: string }[] };
+      expect(cached.advisories.map((a) => a.ghsa_id)).toEqual(['GHSA-2222-3333-4444']);
+      expect(Date.now() - Date.parse(cached.fetchedAt)).toBeLessThan(60_000);
+      const rel = await fetchRelease(options({ githubApiUrl: own.url, cacheDir: tempDir(), version: 'v1.2.8', advisories: 'builtin' }), [fx.arch]);
+      expect(rel.tag).toBe('v1.2.8');
+      // 1.2.9 is the patched version: not refused
+      expect((await fetchRelease(options({ githubApiUrl: own.url, cacheDir }), [fx.arch])).tag).toBe('v1.2.9');
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('an endpoint that answers 404 (older GHES) falls back to the built-in table in one line, and never fails the run', async () => {
+    const own = await startReleaseServer(fx.releases);
+    try {
+      own.inject({ path: /security-advisories/, status: 404, times: 2 });
+      const log = captureLog();
+      const rel = await fetchRelease(options({ githubApiUrl: own.url, version: 'v1.2.8', log }), [fx.arch]);
+      expect(rel.tag).toBe('v1.2.8');
+      const warnings = log.lines.filter((l) => l.startsWith('warn'));
+      expect(warnings).toEqual(['warn GitHub security advisories of test/runc unavailable (the endpoint answered 404); using the built-in advisory table only']);
+      // the built-in table still refuses what it knows
+      const err = await refusal(fetchRelease(options({ githubApiUrl: own.url, version: 'v1.1.12' }), [fx.arch]));
+      expect(err.message).toContain('CVE-2024-45310');
+      // forbidden (a proxy) is the same
+      own.inject({ path: /security-advisories/, status: 403, body: { message: 'Forbidden by proxy' }, times: Infinity });
+      const log403 = captureLog();
+      await fetchRelease(options({ githubApiUrl: own.url, version: 'v1.2.8', log: log403 }), [fx.arch]);
+      expect(log403.lines.filter((l) => l.startsWith('warn'))).toEqual([expect.stringMatching(/^warn GitHub security advisories of test\/runc unavailable \(HTTP 403.*\); using the built-in advisory table only$/)]);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('offline, the cached advisories still refuse, and their age is said', async () => {
+    const own = await startReleaseServer(fx.releases);
+    const cacheDir = tempDir();
+    own.setAdvisories('test/runc', [ONLY_API]);
+    await fetchRelease(options({ githubApiUrl: own.url, cacheDir, version: 'v1.2.8', allowVulnerable: true }), [fx.arch]);
+    await own.stop();
+    // two days old: past the refresh age, so GitHub is asked first, and cannot answer
+    const file = join(cacheDir, 'releases/test/runc/advisories.json');
+    const cached = JSON.parse(readFileSync(file, 'utf8')) as { fetchedAt: string };
+    writeFileSync(file, JSON.stringify({ ...cached, fetchedAt: new Date(Date.now() - 2 * 86_400_000 - 60_000).toISOString() }));
+    const log = captureLog();
+    const err = await refusal(fetchRelease(options({ githubApiUrl: own.url, cacheDir, version: 'v1.2.8', log }), [fx.arch]));
+    expect(err.message).toContain('GHSA-2222-3333-4444 (CVE-2099-0001)');
+    expect(log.lines.filter((l) => l.startsWith('warn'))).toEqual([expect.stringMatching(/^warn GitHub security advisories of test\/runc unavailable \(.+\); using the copy cached 2d ago with the built-in table$/)]);
+    expect(err.details.at(-1)).toBe('advisories checked: built-in table + 1 GitHub advisory of test/runc (cached 2d ago; GitHub unavailable)');
+  });
+
+  it('release list asks GitHub every time and says where each advisory came from, once per CVE', async () => {
+    const own = await startReleaseServer(fx.releases);
+    try {
+      own.setAdvisories('test/runc', [ONLY_API, servedAdvisory('GHSA-xr7r-f8xq-vfvv', 'CVE-2024-21626', '>= 1.0.0-rc93, <= 1.1.11', '1.1.12')]);
+      const cacheDir = tempDir();
+      const first = await listReleases({ repo: 'test/runc', pre: true, githubApiUrl: own.url, cacheDir, log: captureLog() });
+      const second = await listReleases({ repo: 'test/runc', pre: true, githubApiUrl: own.url, cacheDir, log: captureLog() });
+      expect(own.requests.filter((r) => r.includes('security-advisories'))).toHaveLength(2);
+      expect(second).toEqual(first);
+      const byTag = (tag: string) => first.releases.find((r) => r.tag === tag)!.advisories;
+      expect(byTag('v1.2.8').map((a) => [a.ghsa, a.cve, a.sources])).toEqual([['GHSA-2222-3333-4444', 'CVE-2099-0001', ['github']]]);
+      const leaky = byTag('v1.0.0-rc93').filter((a) => a.id === 'CVE-2024-21626');
+      expect(leaky).toEqual([expect.objectContaining({ ghsa: 'GHSA-xr7r-f8xq-vfvv', sources: ['built-in', 'github'] })]);
+      expect(first.advisories).toBe('built-in table + 2 GitHub advisories of test/runc (fetched now)');
+    } finally {
+      await own.stop();
+    }
+  });
+});
+
 describe('cache and offline', () => {
   it('reuses a cached release with the server stopped, and re-checks its digest', async () => {
     const own = await startReleaseServer(fx.releases);
@@ -383,12 +481,32 @@ describe('CLI: node bin/runc-rollout release ...', () => {
   });
 
   it('release list prints versions with advisories', async () => {
-    const r = await cli(['--github-api-url', server.url, 'release', 'list', '--repo', 'test/runc']);
+    const r = await cli(['--github-api-url', server.url, '--cache-dir', tempDir(), 'release', 'list', '--repo', 'test/runc']);
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines.map((l) => l.split(/\s+/)[0])).toEqual(['v1.3.4', 'v1.2.9', 'v1.2.8', 'v1.1.12']);
     expect(lines.find((l) => l.startsWith('v1.1.12'))).toContain('CVE-2024-45310');
     expect(lines.find((l) => l.startsWith('v1.2.9'))).toContain('no known advisories');
+    expect(lines.find((l) => l.startsWith('v1.1.12'))).toContain('CVE-2024-45310 [built-in]');
+  });
+
+  it('release list shows a GitHub advisory with its source, and --advisories builtin leaves it out', async () => {
+    const own = await startReleaseServer(fx.releases);
+    try {
+      own.setAdvisories('test/runc', [ONLY_API]);
+      const cacheDir = tempDir();
+      const r = await cli(['--github-api-url', own.url, '--cache-dir', cacheDir, 'release', 'list', '--repo', 'test/runc']);
+      expect(r.code).toBe(0);
+      expect(r.stdout.split('\n').find((l) => l.startsWith('v1.2.8'))).toContain('advisories: GHSA-2222-3333-4444 (CVE-2099-0001) [github]');
+      expect(r.stderr).toContain('advisories: built-in table + 1 GitHub advisory of test/runc (fetched now)');
+      const b = await cli(['--github-api-url', own.url, '--cache-dir', cacheDir, 'release', 'list', '--repo', 'test/runc', '--advisories', 'builtin']);
+      expect(b.stdout.split('\n').find((l) => l.startsWith('v1.2.8'))).toContain('no known advisories');
+      const bad = await cli(['--github-api-url', own.url, 'release', 'list', '--advisories', 'osv']);
+      expect(bad.code).toBe(3);
+      expect(bad.stderr).toMatch(/--advisories.*osv.*github, builtin/);
+    } finally {
+      await own.stop();
+    }
   });
 
   it('an unknown --arch is refused with exit 3', async () => {

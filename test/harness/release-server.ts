@@ -1,7 +1,8 @@
 // A loopback stand-in for GitHub's REST release endpoints, serving fixture
 // releases (see release-fixtures.ts) with GitHub's JSON shape, pagination Link
-// headers and the asset download redirect. Faults can be injected per path for
-// retry and truncation tests.
+// headers and the asset download redirect, and each repository's published
+// security advisories (none unless a test sets them). Faults can be injected
+// per path for retry and truncation tests.
 import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +30,8 @@ export interface ReleaseServer {
   /** `METHOD path?query` of every request, in order. */
   requests: string[];
   inject(fault: ServerFault): void;
+  /** What `GET /repos/{repo}/security-advisories` answers for `repo` from now on (GitHub's advisory JSON). */
+  setAdvisories(repo: string, advisories: unknown[]): void;
   stop(): Promise<void>;
 }
 
@@ -59,6 +62,7 @@ export async function startReleaseServer(source: string | FixtureRelease[], opts
   const maxPerPage = opts.maxPerPage ?? 100;
   const faults: (ServerFault & { left: number })[] = [];
   const requests: string[] = [];
+  const advisories = new Map<string, unknown[]>();
   let origin = '';
 
   const releaseJson = (s: Served) => {
@@ -119,6 +123,9 @@ export async function startReleaseServer(source: string | FixtureRelease[], opts
       if (page > 1) links.push(`<${link(1)}>; rel="first"`, `<${link(page - 1)}>; rel="prev"`);
       return send(200, all.slice((page - 1) * perPage, page * perPage).map(releaseJson), links.length ? { link: links.join(', ') } : {});
     }
+    if (api && (m = /^\/repos\/([^/]+)\/([^/]+)\/security-advisories$/.exec(api))) {
+      return send(200, advisories.get(`${m[1]}/${m[2]}`) ?? []);
+    }
     if (api && (m = /^\/repos\/([^/]+)\/([^/]+)\/releases\/latest$/.exec(api))) {
       const repo = `${m[1]}/${m[2]}`;
       const latest = newestFirst(served.filter((s) => s.rel.repo === repo && !s.rel.draft && !s.rel.prerelease))[0];
@@ -175,6 +182,9 @@ export async function startReleaseServer(source: string | FixtureRelease[], opts
     requests,
     inject(f) {
       faults.push({ ...f, left: f.times ?? 1 });
+    },
+    setAdvisories(repo, list) {
+      advisories.set(repo, list);
     },
     stop: () =>
       new Promise<void>((resolve) => {
