@@ -17,7 +17,7 @@ import { buildSysctlApplyScript } from './sysctl-scripts.js';
 import type { NodeEvent, NodeJob, NodeOutcome } from './types.js';
 import { finishChange, initialOutcome, lockedNode, type Locked } from './node-upgrade-parts.js';
 import { healthAfter, healthBefore } from './health.js';
-import { buildStuckRuncInitScript, recordStuckRuncInit } from './stuck-runc-init.js';
+import { STUCK_AFTER_SECONDS, buildStuckRuncInitScript, recordStuckRuncInit } from './stuck-runc-init.js';
 import type { RunResult } from '../ssh/transport.js';
 
 export async function upgradeNode(session: NodeSession, job: NodeJob, emit: (e: NodeEvent) => void, signal?: AbortSignal): Promise<NodeOutcome> {
@@ -214,15 +214,16 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
   let unlockNote: string | null = null;
   let unlockOut: string | null = null;
   let unlockErr: unknown;
+  const stuckAfter = job.stuckAfterSeconds ?? STUCK_AFTER_SECONDS;
   const unlockStarted = Date.now();
   try {
-    const r = await run.exec('unlock', 'recording completion and releasing the lock', buildUnlockScript({ runId: job.runId, smokeId: run.smokeId, writeState: final !== null, before: buildStuckRuncInitScript() }), { stdin: final ? serializeState(final) : undefined, timeoutMs: 60_000 });
+    const r = await run.exec('unlock', 'recording completion and releasing the lock', buildUnlockScript({ runId: job.runId, smokeId: run.smokeId, writeState: final !== null, before: buildStuckRuncInitScript(locked.realPath, stuckAfter) }), { stdin: final ? serializeState(final) : undefined, timeoutMs: 60_000 });
     unlockOut = r.stdout;
   } catch (err) {
     unlockErr = err;
     unlockNote = `the node is done, but recording it failed: ${errorMessage(err).split('\n')[0]}; the lock may remain (the next run reports it stale)`;
   }
-  recordStuckRuncInit(run, unlockOut ?? (unlockErr as { result?: RunResult } | undefined)?.result?.stdout ?? null, unlockErr);
+  recordStuckRuncInit(run, unlockOut ?? (unlockErr as { result?: RunResult } | undefined)?.result?.stdout ?? null, locked.target.sha256, stuckAfter, unlockErr);
   run.record('unlock', unlockNote ? 'failed' : 'ok', unlockNote ?? (final ? 'state.json marked done; lock released' : 'lock released'), unlockStarted);
   return done({
     // The binary is verified in place, but a node whose record or lock could not be written needs a human: not a success.

@@ -1,57 +1,116 @@
-// After an upgrade: list `runc init` processes older than five minutes, with
-// their age and parent. They are the rc93 hang's symptom; they were started
-// by the OLD binary (runc is exec'd per operation, so the upgrade cannot
-// reach them) and stay until their container is removed or the parent shim
-// is killed. The new binary does not start new ones. Reported, never touched.
-import { formatDuration } from '../core/batching.js';
+// Stuck `runc init` processes on a node being changed: the check after each
+// node's upgrade (riding with the unlock, read-only), and unstick: end exactly
+// the stuck processes that run another runc than the node's current one,
+// re-checking each right before its SIGKILL, then wait until they are gone.
+import { q } from '../core/shell.js';
+import { STUCK_AFTER_SECONDS, describeStuck, type StuckRuncInit, type UnstickOutcome, type UnstuckProcess } from '../core/stuck.js';
 import { errorMessage } from '../errors.js';
+import { buildStuckScan, parseStuckScan, stuckShellFunctions } from '../facts/stuck-scan.js';
 import type { NodeRun } from './node-run.js';
+import { parseRecords } from './script-common.js';
 
-export const STUCK_AFTER_SECONDS = 300;
+export { STUCK_AFTER_SECONDS };
 
-export interface StuckRuncInit {
-  pid: number;
-  ageSeconds: number;
-  ppid: number;
-  /** The parent's command name (usually containerd-shim-runc-v2). */
-  parent: string;
+const HEADER = `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+LC_ALL=C
+export PATH LC_ALL
+`;
+
+/** The read-only scan on its own (the unlock's ride-along, unstick's look before it acts). */
+export function buildStuckRuncInitScript(runcPath: string | null, stuckAfterSeconds: number = STUCK_AFTER_SECONDS): string {
+  return `${HEADER}${buildStuckScan({ runcPathExpr: runcPath ? q(runcPath) : '', stuckAfterSeconds })}exit 0\n`;
 }
 
-/** Reads /proc directly, so it works with BusyBox too. */
-export function buildStuckRuncInitScript(minAgeSeconds = STUCK_AFTER_SECONDS): string {
-  return `rr_hz=$(getconf CLK_TCK 2>/dev/null) || rr_hz=
-[ -n "$rr_hz" ] || rr_hz=100
-rr_up=$(cut -d. -f1 /proc/uptime)
-for rr_p in /proc/[0-9]*; do
-  # argv[0] and argv[1] only: this shell has the pattern in its own script text
-  rr_c=$(tr '\\000' '\\n' < "$rr_p/cmdline" 2>/dev/null | head -n 2 | tr '\\n' ' ') || continue
-  case $rr_c in 'runc init ' | */'runc init ') ;; *) continue ;; esac
-  rr_st=$(cat "$rr_p/stat" 2>/dev/null) || continue
-  set -- \${rr_st##*) }
-  rr_ppid=$2
-  shift 19
-  rr_age=$((rr_up - $1 / rr_hz))
-  [ "$rr_age" -gt ${Math.trunc(minAgeSeconds)} ] || continue
-  rr_pc=$(cat "/proc/$rr_ppid/comm" 2>/dev/null) || rr_pc=?
-  echo "stuck \${rr_p#/proc/} $rr_age $rr_ppid $rr_pc"
+/** How long ended processes get to disappear before they are reported still running. */
+export const UNSTICK_WAIT_SECONDS = 10;
+
+/**
+ * SIGKILL for each `pid:startTicks` that is still the same process (start time
+ * unchanged), still a `runc init` blocked writing into a pipe, and still not
+ * running the current runc: neither `runcPath`'s inode nor a file with its
+ * content `currentSha256` (one sha256sum per distinct executable). Then waits
+ * (polling /proc; a zombie counts as ended) up to `waitSeconds`. Prints
+ * `@@rr OUTCOME PID [DETAIL]` per target.
+ */
+export function buildUnstickScript(o: { runcPath: string; currentSha256: string; targets: Pick<StuckRuncInit, 'pid' | 'startTicks'>[]; waitSeconds?: number }): string {
+  const targets = o.targets.map((t) => `${Math.trunc(t.pid)}:${Math.trunc(t.startTicks)}`).join(' ');
+  const polls = Math.max(1, Math.ceil((o.waitSeconds ?? UNSTICK_WAIT_SECONDS) * 5));
+  return `${HEADER}${stuckShellFunctions()}rr_runc=${q(o.runcPath)}
+rr_cur_sha=${q(o.currentSha256)}
+# executables already hashed: "pid:yes|no ..." (one sha256sum per distinct file)
+rr_known=
+rr_is_current() {
+  [ "/proc/$1/exe" -ef "$rr_runc" ] && return 0
+  for rr_k in $rr_known; do
+    if [ "/proc/$1/exe" -ef "/proc/\${rr_k%:*}/exe" ]; then [ "\${rr_k#*:}" = yes ]; return; fi
+  done
+  rr_h=$(sha256sum <"/proc/$1/exe" 2>/dev/null) || rr_h=
+  if [ "\${rr_h%% *}" = "$rr_cur_sha" ]; then rr_known="$rr_known $1:yes"; return 0; fi
+  rr_known="$rr_known $1:no"
+  return 1
+}
+rr_killed=
+for rr_t in ${targets}; do
+  rr_pid=\${rr_t%:*} rr_want=\${rr_t#*:}
+  if ! rr_ss_proc "$rr_pid" || [ "$rr_start" != "$rr_want" ] || [ "$rr_state" = Z ]; then
+    echo "@@rr gone $rr_pid"
+  elif ! rr_ss_blocked "$rr_pid"; then
+    echo "@@rr changed $rr_pid no-longer-blocked"
+  elif rr_is_current "$rr_pid"; then
+    echo "@@rr changed $rr_pid runs-the-current-runc"
+  elif kill -9 "$rr_pid" 2>/dev/null; then
+    rr_killed="$rr_killed $rr_t"
+  else
+    echo "@@rr kill-failed $rr_pid"
+  fi
 done
+rr_left=$rr_killed
+rr_n=0
+while [ -n "$rr_left" ]; do
+  rr_next=
+  for rr_t in $rr_left; do
+    rr_pid=\${rr_t%:*} rr_want=\${rr_t#*:}
+    rr_st=
+    read -r rr_st 2>/dev/null <"/proc/$rr_pid/stat" || :
+    set -- \${rr_st##*) }
+    if [ $# -ge 20 ] && [ "$1" != Z ] && [ "$1" != X ]; then
+      shift 19
+      if [ "$1" = "$rr_want" ]; then rr_next="$rr_next $rr_t"; continue; fi
+    fi
+    echo "@@rr ended $rr_pid"
+  done
+  rr_left=$rr_next
+  [ -n "$rr_left" ] || break
+  rr_n=$((rr_n + 1))
+  [ "$rr_n" -le ${polls} ] || break
+  sleep 0.2 2>/dev/null || sleep 1
+done
+for rr_t in $rr_left; do echo "@@rr still-running \${rr_t%:*}"; done
 exit 0
 `;
 }
 
-export function parseStuckRuncInit(stdout: string): StuckRuncInit[] {
-  const out: StuckRuncInit[] = [];
-  for (const line of stdout.split('\n')) {
-    const m = /^stuck (\d+) (-?\d+) (\d+) (.*)$/.exec(line.trim());
-    if (m) out.push({ pid: Number(m[1]), ageSeconds: Number(m[2]), ppid: Number(m[3]), parent: (m[4] as string).trim() || '?' });
+const OUTCOMES: readonly UnstickOutcome[] = ['ended', 'gone', 'changed', 'still-running', 'kill-failed'];
+
+/** Each target's outcome from the unstick script's output; a target it did not mention is `still-running` (never assumed ended). */
+export function parseUnstick(stdout: string, targets: readonly StuckRuncInit[]): UnstuckProcess[] {
+  const seen = new Map<number, { outcome: UnstickOutcome; detail?: string }>();
+  for (const [key, list] of parseRecords(stdout)) {
+    if (!(OUTCOMES as readonly string[]).includes(key)) continue;
+    for (const [pid, detail] of list) seen.set(Number(pid), { outcome: key as UnstickOutcome, ...(detail ? { detail: detail.replace(/-/g, ' ') } : {}) });
   }
-  return out;
+  return targets.map((t) => ({ pid: t.pid, ageSeconds: t.ageSeconds, containerId: t.containerId, exe: t.exe, ...(seen.get(t.pid) ?? { outcome: 'still-running' as const, detail: 'no answer from the node' }) }));
 }
 
-export function describeStuck(list: StuckRuncInit[]): string {
-  if (list.length === 0) return 'no `runc init` process older than 5m';
-  const shown = list.slice(0, 10).map((p) => `pid ${p.pid} (age ${formatDuration(p.ageSeconds * 1000)}, parent ${p.ppid} ${p.parent})`);
-  return `${list.length} \`runc init\` process${list.length === 1 ? '' : 'es'} older than 5m, started by the old runc and not fixed by the upgrade (the new binary starts no new ones; these stay until their container is removed or its shim is restarted): ${shown.join(', ')}${list.length > 10 ? ', ...' : ''}`;
+/** `3 ended (pid 4242 container abc, ...); 1 no longer blocked` */
+export function describeUnstuck(list: readonly UnstuckProcess[]): string {
+  if (list.length === 0) return 'no stuck `runc init` of another runc to end';
+  const by = new Map<UnstickOutcome, UnstuckProcess[]>();
+  for (const p of list) by.set(p.outcome, [...(by.get(p.outcome) ?? []), p]);
+  const words: Record<UnstickOutcome, string> = { ended: 'ended', gone: 'already gone', changed: 'left alone (changed since the scan)', 'still-running': 'STILL RUNNING after SIGKILL', 'kill-failed': 'could NOT be signalled' };
+  return OUTCOMES.filter((o) => by.has(o))
+    .map((o) => `${by.get(o)!.length} ${words[o]} (${by.get(o)!.slice(0, 10).map((p) => `pid ${p.pid}${p.containerId ? ` container ${p.containerId}` : ''}${p.detail ? `: ${p.detail}` : ''}`).join(', ')}${by.get(o)!.length > 10 ? ', ...' : ''})`)
+    .join('; ');
 }
 
 /**
@@ -59,13 +118,13 @@ export function describeStuck(list: StuckRuncInit[]): string {
  * unlock, to save a round trip): best effort and read-only, so a failure to
  * look is reported in the step, never fails the node.
  */
-export function recordStuckRuncInit(run: NodeRun, stdout: string | null, failure?: unknown): StuckRuncInit[] | null {
+export function recordStuckRuncInit(run: NodeRun, stdout: string | null, currentSha256: string | null, stuckAfterSeconds: number, failure?: unknown): StuckRuncInit[] | null {
   run.start('runc-init-check');
-  if (stdout === null) {
-    run.finish('runc-init-check', 'skipped', `could not look for stuck runc init processes: ${errorMessage(failure).split('\n')[0]}`);
+  const list = stdout === null ? null : parseStuckScan(stdout, currentSha256);
+  if (list === null) {
+    run.finish('runc-init-check', 'skipped', `could not look for stuck runc init processes: ${failure ? errorMessage(failure).split('\n')[0] : 'the scan did not finish'}`);
     return null;
   }
-  const list = parseStuckRuncInit(stdout);
-  run.finish('runc-init-check', 'ok', describeStuck(list));
+  run.finish('runc-init-check', 'ok', describeStuck(list, stuckAfterSeconds));
   return list;
 }

@@ -86,4 +86,6 @@ export interface NodeJob {
   forceUnlock: boolean;
   /** Upgrade the node even when its health gates fail before the change (post-change gates then only warn). */
   includeUnhealthy?: boolean;
+  /** `runc init` blocked on a pipe for longer than this is stuck (--stuck-after; default 5 minutes). */
+  stuckAfterSeconds?: number;
 }
