@@ -1,10 +1,19 @@
 // The one POSIX sh script that gathers a node's facts in a single round trip.
 // It only reads. Output is line records `key<TAB>field<TAB>field...` where
-// every field is `b:<base64>` (or `x:<hex>` where base64 is missing), so file
-// names, file contents and odd `runc --version` output cannot break parsing.
+// every field is `r:<plain>` (paths, numbers) or `x:<hex>`, so file names,
+// file contents and odd `runc --version` output cannot break parsing.
+//
+// Every process it starts costs the node milliseconds (20 nodes may share two
+// cores), so it starts a fixed few whatever the node holds: the commands whose
+// output is the fact (uname, sha256sum, runc --version under timeout(1), one
+// df for both folders, the dpkg file lists), then one `ps | awk` pass
+// (facts-awk.ts) that encodes every record and reads the sysctl files, the
+// state file and the process list. Everything else is a shell builtin: no
+// `$(...)` around builtins, `cd -P` instead of readlink(1) for folders.
 import { q } from '../core/shell.js';
 import { SYSCTL_DIRS, SYSCTL_CONF } from '../core/sysctl.js';
 import { STATE_DIR } from '../core/types.js';
+import { factsAwk } from './facts-awk.js';
 
 export const FACTS_BEGIN = '@@runc-rollout-facts 1';
 export const FACTS_END = '@@runc-rollout-facts end';
@@ -36,38 +45,52 @@ export function buildFactsScript(opts: FactsScriptOptions = {}): string {
   const stuckAfter = Math.trunc(opts.stuckAfterSeconds ?? 300);
   const versionTimeout = Math.trunc(opts.versionTimeoutSeconds ?? 10);
   const stateFile = `${STATE_DIR}/state.json`;
+  const awk = factsAwk({ stuckAfterSeconds: stuckAfter, stateFile, liveFile: '/proc/sys/fs/pipe-user-pages-soft' });
   return `# runc-rollout facts: read-only
 # systemd's default PATH: the one containerd and dockerd resolve "runc" with
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL
-if command -v base64 >/dev/null 2>&1; then
-  rr_enc() { printf 'b:'; base64 | tr -d '\\n'; }
-else
-  rr_enc() { printf 'x:'; od -An -v -tx1 | tr -d ' \\n'; }
-fi
-# Plain values (paths, numbers) go as they are: encoding each one costs two
-# processes, and a node runs this for dozens of values.
-rr_put() {
-  printf '%s' "$1"; shift
-  for rr_v in "$@"; do
-    case $rr_v in
-      *[!A-Za-z0-9._/:@+=,%~-]*) printf '\\t'; printf '%s' "$rr_v" | rr_enc ;;
-      *) printf '\\tr:%s' "$rr_v" ;;
-    esac
+rr_nl='
+'
+# command -v without a subshell: sets rr_w
+rr_which() {
+  rr_w=
+  case $1 in */*) return ;; esac
+  rr_ifs=$IFS; IFS=:
+  for rr_d in $PATH; do
+    if [ -f "$rr_d/$1" ] && [ -x "$rr_d/$1" ]; then rr_w=$rr_d/$1; break; fi
   done
-  printf '\\n'
+  IFS=$rr_ifs
 }
-rr_df() {
-  rr_d=$1
-  while [ ! -d "$rr_d" ]; do rr_d=$(dirname "$rr_d"); done
-  df -Pk "$rr_d" 2>/dev/null
+# the resolved path of a file that is not itself a link (cd -P resolves the folders): sets rr_c
+rr_canon() {
+  rr_c=$1
+  cd -P "\${1%/*}/" 2>/dev/null && rr_c=\${PWD%/}/\${1##*/}
 }
-rr_sysfile() {
-  rr_put sysctl_file "$1" "$(readlink -f "$1" 2>/dev/null)" "$(grep -n -E 'pipe|[*?[]' "$1" 2>/dev/null)"
+# the nearest folder that exists, from $1 up: sets rr_u
+rr_dir() {
+  rr_u=$1
+  while [ ! -d "$rr_u" ]; do
+    case $rr_u in */*) rr_u=\${rr_u%/*} ;; *) rr_u=/ ;; esac
+    [ -n "$rr_u" ] || rr_u=/
+  done
+}
+# dpkg's owner of $1 from its file lists (dpkg -S loads the whole database, ~100 ms of CPU): sets rr_own
+rr_dpkg_owner() {
+  if [ -d /var/lib/dpkg/info ]; then
+    rr_own=$(grep -Flx -- "$1" /var/lib/dpkg/info/*.list 2>/dev/null) || return 1
+    rr_own=\${rr_own%%"$rr_nl"*}
+    rr_own=\${rr_own##*/}
+    rr_own=\${rr_own%.list}
+    rr_own="\${rr_own%%:*}: $1"
+  else
+    rr_own=$(dpkg -S "$1" 2>/dev/null)
+  fi
 }
 printf '%s\\n' ${q(FACTS_BEGIN)}
-rr_put machine "$(uname -m)"
+# the records, for the awk pass at the end: R KEY N FIELD...
+set -- R machine 1 "$(uname -m)"
 
 rr_cbin=
 rr_cpath=
@@ -76,99 +99,107 @@ if [ -f /etc/containerd/config.toml ]; then
   case $rr_cbin in
     '') ;;
     /*) rr_cpath=$rr_cbin ;;
-    *) rr_cpath=$(command -v "$rr_cbin" 2>/dev/null) ;;
+    *) rr_which "$rr_cbin"; rr_cpath=$rr_w ;;
   esac
-  rr_put containerd_binary "$rr_cbin" "$rr_cpath"
+  set -- "$@" R containerd_binary 2 "$rr_cbin" "$rr_cpath"
 fi
 
 rr_inv=${q(opts.runcPath ?? '')}
-rr_onpath=$(command -v runc 2>/dev/null)
+rr_which runc
 if [ -n "$rr_inv" ]; then rr_runc=$rr_inv; rr_src=inventory
-elif [ -n "$rr_onpath" ]; then rr_runc=$rr_onpath; rr_src=path
+elif [ -n "$rr_w" ]; then rr_runc=$rr_w; rr_src=path
 elif [ -n "$rr_cpath" ] && [ -f "$rr_cpath" ]; then rr_runc=$rr_cpath; rr_src=containerd
 else rr_runc=; rr_src=none
 fi
-rr_put runc_path "$rr_runc" "$rr_src"
+set -- "$@" R runc_path 2 "$rr_runc" "$rr_src"
 
+rr_dfs=
 if [ -n "$rr_runc" ]; then
   rr_e=0; rr_x=0
   [ -f "$rr_runc" ] && rr_e=1
   [ "$rr_e" = 1 ] && [ -x "$rr_runc" ] && rr_x=1
-  rr_put runc_file "$rr_e" "$rr_x"
+  set -- "$@" R runc_file 2 "$rr_e" "$rr_x"
   if [ "$rr_e" = 1 ]; then
-    rr_put runc_sha256 "$(sha256sum "$rr_runc" 2>/dev/null)"
-    rr_real=$(readlink -f "$rr_runc" 2>/dev/null)
-    [ -L "$rr_runc" ] && rr_put runc_realpath "$rr_real"
-    # dpkg -S loads the whole package database (~100 ms of CPU per node); the
-    # file lists answer the same question for one path in a few ms.
-    rr_dpkg_owner() {
-      if [ -d /var/lib/dpkg/info ]; then
-        rr_l=$(grep -Flx -- "$1" /var/lib/dpkg/info/*.list 2>/dev/null | head -n 1)
-        [ -n "$rr_l" ] || return 1
-        rr_l=\${rr_l##*/}
-        rr_l=\${rr_l%.list}
-        printf '%s: %s\\n' "\${rr_l%%:*}" "$1"
-      else
-        dpkg -S "$1" 2>/dev/null
-      fi
-    }
+    # from stdin: sha256sum escapes odd file names in its output
+    rr_sum=$(sha256sum <"$rr_runc" 2>/dev/null)
+    set -- "$@" R runc_sha256 1 "\${rr_sum%% *}"
+    if [ -L "$rr_runc" ]; then
+      rr_real=$(readlink -f "$rr_runc" 2>/dev/null)
+      set -- "$@" R runc_realpath 1 "$rr_real"
+    else
+      rr_canon "$rr_runc"; rr_real=$rr_c
+    fi
     rr_own=
     if command -v dpkg >/dev/null 2>&1; then
-      rr_own=$(rr_dpkg_owner "$rr_runc") || { [ "$rr_real" != "$rr_runc" ] && rr_own=$(rr_dpkg_owner "$rr_real"); } || rr_own=
+      rr_dpkg_owner "$rr_runc" || { [ "$rr_real" != "$rr_runc" ] && rr_dpkg_owner "$rr_real"; } || rr_own=
     fi
-    [ -n "$rr_own" ] && rr_put owner_dpkg "$rr_own"
+    [ -n "$rr_own" ] && set -- "$@" R owner_dpkg 1 "$rr_own"
     rr_own=
     command -v rpm >/dev/null 2>&1 && { rr_own=$(rpm -qf "$rr_runc" 2>/dev/null) || rr_own=; }
-    [ -n "$rr_own" ] && rr_put owner_rpm "$rr_own"
+    [ -n "$rr_own" ] && set -- "$@" R owner_rpm 1 "$rr_own"
   fi
   if [ "$rr_x" = 1 ]; then
-    # the watchdog writes nowhere, so an orphaned sleep cannot hold the channel open
-    rr_out=$( {
-      "$rr_runc" --version </dev/null & rr_vp=$!
-      ( sleep ${versionTimeout}; kill -9 "$rr_vp" ) >/dev/null 2>&1 </dev/null & rr_wp=$!
-      wait "$rr_vp"; rr_rc=$?
-      kill "$rr_wp"
-      printf '\\n@rc=%s' "$rr_rc"
-    } 2>/dev/null )
-    rr_put runc_version "\${rr_out%@rc=*}" "\${rr_out##*@rc=}"
+    rr_rc=
+    if command -v timeout >/dev/null 2>&1; then
+      # stderr away meanwhile: the shell itself says "Killed" when the watchdog fires
+      exec 9>&2 2>/dev/null
+      rr_out=$(timeout -s KILL ${versionTimeout} "$rr_runc" --version </dev/null)
+      rr_rc=$?
+      exec 2>&9 9>&-
+      # no output and an odd status: maybe a timeout(1) that takes other options (old BusyBox: -t SECS)
+      case $rr_rc in 0 | 137) ;; *) [ -n "$rr_out" ] || rr_rc= ;; esac
+    fi
+    if [ -z "$rr_rc" ]; then
+      # the watchdog writes nowhere, so an orphaned sleep cannot hold the channel open
+      rr_out=$( {
+        "$rr_runc" --version </dev/null & rr_vp=$!
+        ( sleep ${versionTimeout}; kill -9 "$rr_vp" ) >/dev/null 2>&1 </dev/null & rr_wp=$!
+        wait "$rr_vp"; rr_rc=$?
+        kill "$rr_wp"
+        printf '\\n@rc=%s' "$rr_rc"
+      } 2>/dev/null )
+      rr_rc=\${rr_out##*@rc=}
+      rr_out=\${rr_out%@rc=*}
+    fi
+    # a runc that floods its output is broken anyway; the record must stay an argument
+    [ \${#rr_out} -le 65536 ] || rr_out="(runc --version printed \${#rr_out} bytes)"
+    set -- "$@" R runc_version 2 "$rr_out" "$rr_rc"
   fi
-  rr_put df_runc_dir "$(rr_df "$(dirname "$rr_runc")")"
+  rr_dir "\${rr_runc%/*}"; rr_dfs=$rr_u
 fi
-rr_put df_state_dir "$(rr_df ${q(STATE_DIR)})"
+# one df for both folders: a header, then a line per folder in order
+rr_dir ${q(STATE_DIR)}
+rr_df=$(df -Pk $rr_dfs "$rr_u" 2>/dev/null)
+rr_h=\${rr_df%%"$rr_nl"*}
+rr_l=\${rr_df#*"$rr_nl"}
+if [ -z "$rr_dfs" ]; then
+  set -- "$@" R df_state_dir 1 "$rr_df"
+else
+  case $rr_l in
+    *"$rr_nl"*) set -- "$@" R df_runc_dir 1 "$rr_h$rr_nl\${rr_l%%"$rr_nl"*}" R df_state_dir 1 "$rr_h$rr_nl\${rr_l#*"$rr_nl"}" ;;
+    *) set -- "$@" R df_runc_dir 1 '' R df_state_dir 1 '' ;;
+  esac
+fi
 
-rr_put sysctl_live "$(cat /proc/sys/fs/pipe-user-pages-soft 2>/dev/null)"
 for rr_sd in ${SYSCTL_DIRS.map((d) => q(d)).join(' ')}; do
   [ -d "$rr_sd" ] || continue
-  rr_put sysctl_dir "$rr_sd"
+  set -- "$@" D "$rr_sd"
+  rr_canon "$rr_sd/x"; rr_pd=\${rr_c%/x}
   for rr_f in "$rr_sd"/*.conf; do
     { [ -e "$rr_f" ] || [ -L "$rr_f" ]; } || continue
     [ -d "$rr_f" ] && continue
-    rr_sysfile "$rr_f"
+    if [ -L "$rr_f" ]; then rr_r=$(readlink -f "$rr_f" 2>/dev/null); else rr_r=$rr_pd/\${rr_f##*/}; fi
+    set -- "$@" F "$rr_f" "$rr_r"
   done
 done
-[ -e ${q(SYSCTL_CONF)} ] && rr_sysfile ${q(SYSCTL_CONF)}
-
-# runc init processes older than ${stuckAfter}s: procps ps when it knows etimes, else /proc (busybox)
-if ps -eo etimes= >/dev/null 2>&1; then
-  rr_n=$(ps -eo etimes=,args= | awk '$1 > ${stuckAfter} && $2 ~ /(^|\\/)runc$/ && $3 == "init" { n++ } END { print n + 0 }')
-else
-  rr_hz=$(getconf CLK_TCK 2>/dev/null) || rr_hz=
-  [ -n "$rr_hz" ] || rr_hz=100
-  rr_up=$(cut -d. -f1 /proc/uptime)
-  rr_n=0
-  for rr_p in /proc/[0-9]*; do
-    # argv[0] and argv[1] only: a shell running this very script has the pattern in its argv[2]
-    rr_c=$(tr '\\000' '\\n' < "$rr_p/cmdline" 2>/dev/null | head -n 2 | tr '\\n' ' ') || continue
-    case $rr_c in 'runc init ' | */'runc init ') ;; *) continue ;; esac
-    rr_st=$(cat "$rr_p/stat" 2>/dev/null) || continue
-    set -- \${rr_st##*) }
-    shift 19
-    [ $((rr_up - $1 / rr_hz)) -gt ${stuckAfter} ] && rr_n=$((rr_n + 1))
-  done
+if [ -e ${q(SYSCTL_CONF)} ]; then
+  if [ -L ${q(SYSCTL_CONF)} ]; then rr_r=$(readlink -f ${q(SYSCTL_CONF)} 2>/dev/null); else rr_canon ${q(SYSCTL_CONF)}; rr_r=$rr_c; fi
+  set -- "$@" F ${q(SYSCTL_CONF)} "$rr_r"
 fi
-rr_put stuck_runc_init "$rr_n"
+[ -f ${q(stateFile)} ] && set -- "$@" S
 
-[ -f ${q(stateFile)} ] && rr_put state "$(cat ${q(stateFile)})"
+# runc init processes older than ${stuckAfter}s: procps ps knows etimes; without it the awk reads /proc
+ps -eo etimes=,args= 2>/dev/null | awk ${q(awk)} "$@" P /proc/[0-9]*
 printf '%s\\n' ${q(FACTS_END)}
 exit 0
 `;

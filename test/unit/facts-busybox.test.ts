@@ -3,13 +3,14 @@
 // Needs root and a static busybox: on PATH, or named by RUNC_ROLLOUT_TEST_BUSYBOX
 // (e.g. extracted with `apt-get download busybox-static && dpkg-deb -x ...`).
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { planSysctl } from '../../src/core/sysctl.js';
 import { parseFacts } from '../../src/facts/parse.js';
 import { buildFactsScript } from '../../src/facts/script.js';
+import { parseProcessCount, processCountCommand } from '../harness/process-count.js';
 
 function findBusybox(): string | null {
   if (process.env.RUNC_ROLLOUT_TEST_BUSYBOX) return process.env.RUNC_ROLLOUT_TEST_BUSYBOX;
@@ -31,7 +32,10 @@ describe.skipIf(!busybox)('the facts script on a BusyBox-only system', () => {
     chmodSync(join(root, path), mode);
   };
 
-  it('gathers every fact with BusyBox applets only', () => {
+  let built = false;
+  const build = () => {
+    if (built) return;
+    built = true;
     for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'usr/local/sbin', 'proc', 'dev', 'tmp', 'var/lib']) mkdirSync(join(root, d), { recursive: true });
     copyFileSync(busybox!, join(root, 'bin/busybox'));
     chmodSync(join(root, 'bin/busybox'), 0o755);
@@ -42,11 +46,15 @@ describe.skipIf(!busybox)('the facts script on a BusyBox-only system', () => {
     put('etc/sysctl.conf', 'kernel.x = 1\n-fs.pipe-user-pages-soft = 1\n');
     symlinkSync('../sysctl.conf', join(root, 'etc/sysctl.d/99-sysctl.conf'));
     put('etc/containerd/config.toml', '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]\n  BinaryName = "runc"\n');
+    for (const f of ['init', 'initialize']) execFileSync('mkfifo', [join(root, 'tmp', f)]);
+  };
+  // / must be a mount point inside the chroot, or BusyBox df finds no filesystem for it
+  const mounts = 'mount --make-rprivate / && mount --bind "$1" "$1" && mount --bind /dev "$1/dev" && mount -t proc proc "$1/proc"';
+  const run = (script: string) => execFileSync('unshare', ['--mount', '--pid', '--fork', 'sh', '-c', `${mounts} && exec chroot "$1" /bin/sh -c "$2"`, 'sh', root, script], { encoding: 'utf8' });
 
-    // / must be a mount point inside the chroot, or BusyBox df finds no filesystem for it
-    const enter = `mount --make-rprivate / && mount --bind "$1" "$1" && mount --bind /dev "$1/dev" && mount -t proc proc "$1/proc" && exec chroot "$1" /bin/sh -c "$2"`;
-    const out = execFileSync('unshare', ['--mount', '--pid', '--fork', 'sh', '-c', enter, 'sh', root, buildFactsScript()], { encoding: 'utf8' });
-    const f = parseFacts(out, 'busybox');
+  it('gathers every fact with BusyBox applets only', () => {
+    build();
+    const f = parseFacts(run(buildFactsScript()), 'busybox');
     expect(f).toMatchObject({
       runcPath: '/usr/local/sbin/runc',
       runcPathSource: 'path',
@@ -66,5 +74,33 @@ describe.skipIf(!busybox)('the facts script on a BusyBox-only system', () => {
         { path: '/etc/sysctl.conf', lines: [2] },
       ],
     });
+  });
+
+  // BusyBox ps knows no etimes: the awk pass reads /proc, where BusyBox awk ends a record at each NUL of a cmdline
+  it('counts stuck `runc init` from /proc in the same few processes', () => {
+    build();
+    const script = join(root, 'tmp', 'facts.sh');
+    writeFileSync(script, buildFactsScript({ stuckAfterSeconds: 1 }));
+    // argv "runc\0init\0" (cat blocks opening a FIFO named like its argument), in the namespace's pid space
+    const decoy = (argv0: string, argv1: string) => `(cd "$1/tmp" && exec bash -c 'exec -a ${argv0} cat ${argv1}') &`;
+    const inner = [
+      mounts,
+      decoy('runc', 'init'),
+      decoy('/usr/local/sbin/runc', 'init'),
+      decoy('runc', 'initialize'),
+      decoy('/usr/bin/xrunc', 'init'),
+      // more processes to scan: the scan must not cost a process per process
+      'for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do sleep 60 & done',
+      'sleep 2.5',
+      processCountCommand({ scriptFile: '/tmp/facts.sh', outFile: `${root}/tmp/out`, summaryFile: `${root}/tmp/summary`, shell: `chroot "$1" /bin/sh` }),
+    ].join('\n');
+    const c = parseProcessCount(execFileSync('unshare', ['--mount', '--pid', '--fork', 'sh', '-c', inner, 'sh', root], { encoding: 'utf8' }));
+    expect(c.exitCode).toBe(0);
+    expect(parseFacts(readFileSync(join(root, 'tmp', 'out'), 'utf8'), 'busybox').stuckRuncInit).toBe(2);
+    // Debian's BusyBox 1.35: 12 forks, 6 execs (its sh runs most applets without exec): uname, the
+    // containerd awk, sha256sum, dpkg -S and rpm -qf (applets here), timeout (2) + runc, df, readlink
+    // for 99-sysctl.conf, ps (refuses etimes) + awk; the /proc scan of 30 processes adds none
+    expect(c.forks).toBeLessThanOrEqual(13);
+    expect(c.execs).toBeLessThanOrEqual(13);
   });
 });

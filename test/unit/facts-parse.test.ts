@@ -272,9 +272,15 @@ describe('the facts script, run for real by the local sh (read-only)', () => {
   // A private pid namespace shows only our decoys, so the count is exact whatever else the machine runs.
   it.skipIf(process.getuid?.() !== 0)('counts `runc init` processes older than the threshold, by ps and by /proc', () => {
     const ready = join(dir, 'ready');
+    // $0 set by perl: one argument "runc init"
     const decoy = (argv: string) => `perl -e '$0="${argv}"; open(F, ">>", $ARGV[0]); print F "x\\n"; close F; sleep 60' ${ready} &`;
+    // a real runc init's argv, "runc\0init\0": cat blocks opening a FIFO named like the argument
+    const fifos = join(dir, 'fifos');
+    mkdirSync(fifos, { recursive: true });
+    for (const f of ['init', 'initialize']) execFileSync('mkfifo', [join(fifos, f)]);
+    const argvDecoy = (argv0: string, argv1: string) => `(cd ${fifos} && exec bash -c 'exec -a ${argv0} cat ${argv1}') &`;
     const noPs = (script: string) => {
-      const replaced = script.replace('if ps -eo etimes= >/dev/null 2>&1; then', 'if false; then');
+      const replaced = script.replace('ps -eo etimes=,args= 2>/dev/null |', 'true |');
       expect(replaced).not.toBe(script);
       return replaced;
     };
@@ -284,6 +290,9 @@ describe('the facts script, run for real by the local sh (read-only)', () => {
         decoy('/usr/local/sbin/runc init'),
         decoy('runc initialize'),
         decoy('/usr/bin/xrunc init'),
+        argvDecoy('runc', 'init'),
+        argvDecoy('/usr/local/sbin/runc', 'init'),
+        argvDecoy('runc', 'initialize'),
         `until [ "$(cat ${ready} 2>/dev/null | wc -l)" -ge 4 ]; do sleep 0.1; done`,
         `sleep ${waitSeconds}`,
         'sh -c "$1"',
@@ -292,9 +301,9 @@ describe('the facts script, run for real by the local sh (read-only)', () => {
       const out = execFileSync('unshare', ['--pid', '--fork', '--mount-proc', 'sh', '-c', inner, 'sh', script], { encoding: 'utf8' });
       return parseFacts(out, 'local').stuckRuncInit;
     };
-    // older than 1 s after waiting 2.5 s: the two real-looking ones, not the look-alikes
-    expect(count(buildFactsScript({ stuckAfterSeconds: 1 }), 2.5)).toBe(2);
-    expect(count(noPs(buildFactsScript({ stuckAfterSeconds: 1 })), 2.5)).toBe(2);
+    // older than 1 s after waiting 2.5 s: the four real-looking ones, not the look-alikes
+    expect(count(buildFactsScript({ stuckAfterSeconds: 1 }), 2.5)).toBe(4);
+    expect(count(noPs(buildFactsScript({ stuckAfterSeconds: 1 })), 2.5)).toBe(4);
     // none is anywhere near a day old
     expect(count(buildFactsScript({ stuckAfterSeconds: 86400 }), 0)).toBe(0);
     expect(count(noPs(buildFactsScript({ stuckAfterSeconds: 86400 })), 0)).toBe(0);
