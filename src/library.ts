@@ -109,6 +109,8 @@ export async function resolveRelease(release: ReleaseSource, arches: Arch[], opt
 export interface PlanOptions extends CommonOptions {
   release: ReleaseSource;
   allowDowngrade?: boolean;
+  /** A `runc init` blocked writing into a pipe for longer than this is stuck (default 300). */
+  stuckAfterSeconds?: number;
 }
 
 /** Gather facts (read-only) and build the plan. Changes nothing on any node. */
@@ -121,6 +123,7 @@ export async function plan(opts: PlanOptions): Promise<Plan> {
     transport: transportOf(opts, log),
     ...(opts.parallel ? { parallel: opts.parallel } : {}),
     allowDowngrade: opts.allowDowngrade ?? false,
+    ...(opts.stuckAfterSeconds !== undefined ? { stuckAfterSeconds: opts.stuckAfterSeconds } : {}),
     toolVersion: toolVersion(),
     log,
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -150,6 +153,8 @@ export interface ApplyOptions extends PlanOptions {
   windows?: string[];
   /** The clock the windows are checked against (default the system clock). */
   now?: () => Date;
+  /** End each node's stuck `runc init` of the old runc once its new runc passed every smoke and the sysctl step (`--unstick`). */
+  unstick?: boolean;
 }
 
 const count = (n: number | BatchSize): BatchSize => (typeof n === 'number' ? { kind: 'count', count: n } : n);
@@ -183,6 +188,8 @@ export async function apply(opts: ApplyOptions): Promise<RunReport> {
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.onPlan ? { onPlan: opts.onPlan } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+    ...(opts.unstick ? { unstick: true } : {}),
+    ...(opts.stuckAfterSeconds !== undefined ? { stuckAfterSeconds: opts.stuckAfterSeconds } : {}),
     log,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });

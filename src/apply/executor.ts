@@ -75,6 +75,10 @@ export interface ExecuteOptions {
   serialBy?: string;
   /** Upgrade nodes whose health gates fail before the change instead of skipping them. */
   includeUnhealthy?: boolean;
+  /** `--unstick`: after every smoke and the sysctl step, end each node's stuck `runc init` of the old runc. */
+  unstick?: boolean;
+  /** `runc init` blocked on a pipe for longer than this is stuck (--stuck-after). */
+  stuckAfterSeconds?: number;
   /** `fail` (default): a node lost during the run counts against the budget. `skip`: it does not, and the others go on. */
   onUnreachable?: OnUnreachable;
   /** `stop` (default): no further batch starts. `rollback-all`: also roll back every node this run upgraded, newest first. */
@@ -225,6 +229,8 @@ export async function executePlan(opts: ExecuteOptions): Promise<RunReport> {
       onBudgetExceeded,
       windows: windows.map((w) => w.text),
       resumedFrom: opts.resumedFrom ?? null,
+      ...(opts.unstick ? { unstick: true } : {}),
+      ...(opts.stuckAfterSeconds !== undefined ? { stuckAfterSeconds: opts.stuckAfterSeconds } : {}),
     },
     batches: records,
     interrupted,

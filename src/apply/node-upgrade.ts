@@ -32,8 +32,10 @@ export async function upgradeNode(session: NodeSession, job: NodeJob, emit: (e: 
 
 async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: AbortSignal): Promise<NodeOutcome> {
   const done = (patch: Partial<NodeOutcome>): NodeOutcome => ({ ...out, ...patch, steps: run.steps });
-  // Health gates (only when the inventory configures them): an unhealthy node is left alone unless --include-unhealthy.
-  const gate = await healthBefore(run, job.node.health, job.includeUnhealthy ?? false, signal);
+  // Health gates (only when the inventory configures them): an unhealthy node is left alone unless --include-unhealthy,
+  // or unless --unstick is to end the stuck runc init it was planned with (they keep it unhealthy until then).
+  const stuckHoldsIt = job.unstick === true && (job.plan.stuck?.length ?? 0) > 0;
+  const gate = await healthBefore(run, job.node.health, (job.includeUnhealthy ?? false) || stuckHoldsIt, signal);
   if (gate.skip) return done({ status: 'not-attempted', failedStep: 'health', error: gate.skip });
   let held = false;
   let taken: { locked: Locked; probe: LockProbe };
@@ -74,6 +76,7 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
   };
   if (locked.mode === 'none') recordsForUnchanged(c);
 
+  let kept: StepFailure | null = null;
   for (const step of UPGRADE_PIPELINE) {
     if (step.applies && !step.applies(c)) continue;
     const why = step.skip?.(c) ?? null;
@@ -86,12 +89,16 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
       else await run.step(step.name, async () => ({ value: undefined, message: await step.run(c) }));
     } catch (err) {
       const f = err instanceof StepFailure ? err.as(step.name) : new StepFailure(step.name, errorMessage(err));
+      if (step.failure === 'node-done') {
+        kept = f;
+        break;
+      }
       return step.failure === 'node-unchanged' ? untouched(c, f) : changeFailed(c, f);
     }
     // Before the swap an interruption stops the node cleanly (what was staged is removed); from the swap on it is finished.
     if (step.failure === 'node-unchanged' && signal?.aborted) return untouched(c, new StepFailure(step.name, 'interrupted'));
   }
-  return finish(c);
+  return finish(c, kept);
 }
 
 /**
@@ -135,9 +142,11 @@ async function changeFailed(c: UpgradeContext, f: StepFailure): Promise<NodeOutc
 
 /**
  * Done: record it and release the lock. Old `runc init` processes the upgrade
- * cannot reach are looked for in the same round trip (read-only).
+ * cannot reach are looked for in the same round trip (read-only). `kept`: a
+ * step after the change failed (unstick, its health gate): the change stands,
+ * the node is reported failed at that step.
  */
-async function finish(c: UpgradeContext): Promise<NodeOutcome> {
+async function finish(c: UpgradeContext, kept: StepFailure | null): Promise<NodeOutcome> {
   const { run, job, locked, record } = c;
   const final = record && (locked.mode === 'upgrade' || sysctlNeeded(c) || record.phase !== 'done') ? withPhase(record, 'done', job.runId) : null;
   let unlockNote: string | null = null;
@@ -152,16 +161,18 @@ async function finish(c: UpgradeContext): Promise<NodeOutcome> {
     unlockErr = err;
     unlockNote = `the node is done, but recording it failed: ${errorMessage(err).split('\n')[0]}; the lock may remain (the next run reports it stale)`;
   }
-  recordStuckRuncInit(run, unlockOut ?? (unlockErr instanceof StepFailure ? unlockErr.result?.stdout : undefined) ?? null, locked.target.sha256, stuckAfter, unlockErr);
+  const stuck = recordStuckRuncInit(run, unlockOut ?? (unlockErr instanceof StepFailure ? unlockErr.result?.stdout : undefined) ?? null, locked.target.sha256, stuckAfter, unlockErr);
   run.record('unlock', unlockNote ? 'failed' : 'ok', unlockNote ?? (final ? 'state.json marked done; lock released' : 'lock released'), unlockStarted);
+  const failure = kept ? `${kept.step}: ${kept.message}. runc ${locked.target.version} is installed and verified and nothing was rolled back (the old runc would not help)` : null;
   return {
     ...c.out,
     steps: run.steps,
     // The binary is verified in place, but a node whose record or lock could not be written needs a human: not a success.
-    status: unlockNote ? 'failed' : locked.mode === 'upgrade' ? 'upgraded' : 'unchanged',
-    ...(unlockNote ? { failedStep: 'unlock' as StepName } : {}),
+    status: unlockNote || kept ? 'failed' : locked.mode === 'upgrade' ? 'upgraded' : 'unchanged',
+    ...(kept ? { failedStep: kept.step } : unlockNote ? { failedStep: 'unlock' as StepName } : {}),
     to: { version: locked.target.version, sha256: locked.target.sha256 },
-    error: unlockNote,
+    error: [failure, unlockNote].filter(Boolean).join('; ') || null,
+    ...(stuck ? { stuck } : {}),
     sysctl: { before: c.out.sysctl.before, after: { live: c.liveAfter, persisted: SYSCTL_TARGET } },
   };
 }

@@ -17,7 +17,7 @@ export function prepareJobs(
   plan: Plan,
   nodes: NodeSpec[],
   release: VerifiedRelease,
-  opts: Pick<NodeJob, 'runId' | 'smokeTimeoutMs' | 'lockOwner' | 'forceUnlock' | 'includeUnhealthy'>,
+  opts: Pick<NodeJob, 'runId' | 'smokeTimeoutMs' | 'lockOwner' | 'forceUnlock' | 'includeUnhealthy' | 'unstick' | 'stuckAfterSeconds'>,
 ): Map<string, NodeJob> {
   const specs = new Map(nodes.map((n) => [n.name, n]));
   const problems: string[] = [];
@@ -52,6 +52,8 @@ export function prepareJobs(
       lockOwner: opts.lockOwner,
       forceUnlock: opts.forceUnlock,
       ...(opts.includeUnhealthy ? { includeUnhealthy: true } : {}),
+      ...(opts.unstick ? { unstick: true } : {}),
+      ...(opts.stuckAfterSeconds !== undefined ? { stuckAfterSeconds: opts.stuckAfterSeconds } : {}),
     });
   }
   if (problems.length) throw new ReleaseError('the plan does not match the release or inventory; nothing was changed', problems);

@@ -8,10 +8,12 @@ import { z } from 'zod';
 import { ExitCode, InputError } from '../errors.js';
 import { ARCHES } from '../core/types.js';
 import { NODE_POLICIES, ON_BUDGET_EXCEEDED, ON_UNREACHABLE } from '../core/policies.js';
-import { HEALTH_STEPS, INFO_STEPS, UPGRADE_STEPS, type NodeOutcome, type NodeStatus } from './types.js';
+import { UNSTICK_OUTCOMES } from '../core/stuck.js';
+import { HEALTH_STEPS, INFO_STEPS, UNSTICK_STEPS, UPGRADE_STEPS, type NodeOutcome, type NodeStatus } from './types.js';
+import { StuckRuncInitSchema } from '../core/plan-schema.js';
 
 export const NODE_STATUSES = ['upgraded', 'unchanged', 'rolled-back', 'failed', 'not-attempted', 'unknown', 'unreachable'] as const satisfies readonly NodeStatus[];
-const STEP_NAMES = [...UPGRADE_STEPS, ...HEALTH_STEPS, ...INFO_STEPS, 'rollback', 'unlock'] as const;
+const STEP_NAMES = [...UPGRADE_STEPS, ...HEALTH_STEPS, ...INFO_STEPS, ...UNSTICK_STEPS, 'rollback', 'unlock'] as const;
 
 const versionDigest = z.object({ version: z.string().nullable(), sha256: z.string().nullable() });
 const sysctlSnapshot = z.object({ live: z.number().nullable(), persisted: z.number().nullable() });
@@ -40,6 +42,21 @@ export const nodeOutcomeSchema = z.object({
     .nullable(),
   /** Which rollout policy decided the node's fate; absent in reports of older versions. */
   policy: z.enum(NODE_POLICIES).nullable().optional(),
+  /** Stuck `runc init` left after the change; absent when not looked (and in reports of older versions). */
+  stuck: z.array(StuckRuncInitSchema).optional(),
+  /** What --unstick or `unstick` did to each stuck process it set out to end. */
+  unstuck: z
+    .array(
+      z.object({
+        pid: z.number(),
+        ageSeconds: z.number(),
+        containerId: z.string().nullable(),
+        exe: z.string().nullable(),
+        outcome: z.enum(UNSTICK_OUTCOMES),
+        detail: z.string().optional(),
+      }),
+    )
+    .optional(),
 });
 
 export const STOP_REASONS = ['budget-exceeded', 'interrupted', 'window'] as const;
@@ -47,12 +64,12 @@ export type StopReason = (typeof STOP_REASONS)[number];
 
 export const runReportSchema = z.object({
   schema: z.literal(1),
-  command: z.enum(['apply', 'rollback']),
+  command: z.enum(['apply', 'rollback', 'unstick']),
   runId: z.string(),
   startedAt: z.string(),
   finishedAt: z.string(),
   tool: z.object({ name: z.literal('runc-rollout'), version: z.string() }),
-  /** Null for `rollback`, which installs no release. */
+  /** Null for `rollback` and `unstick`, which install no release. */
   release: z
     .object({
       repo: z.string(),
@@ -77,6 +94,9 @@ export const runReportSchema = z.object({
     windows: z.array(z.string()).optional(),
     /** `--resume`: the report this run continued, and the nodes it had already finished. */
     resumedFrom: z.object({ runId: z.string(), path: z.string(), finished: z.array(z.string()) }).nullable().optional(),
+    /** `--unstick` and `--stuck-after` (seconds), when given. */
+    unstick: z.boolean().optional(),
+    stuckAfterSeconds: z.number().optional(),
   }),
   batches: z.array(
     z.object({
@@ -112,6 +132,7 @@ export const FAILED_STATUSES: readonly NodeStatus[] = ['rolled-back', 'failed', 
 export const OK_STATUSES: Record<RunReport['command'], readonly NodeStatus[]> = {
   apply: ['upgraded', 'unchanged'],
   rollback: ['rolled-back', 'unchanged'],
+  unstick: ['unchanged'],
 };
 
 export function summarize(nodes: readonly Pick<NodeOutcome, 'status'>[]): RunSummary {

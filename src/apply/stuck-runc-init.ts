@@ -3,7 +3,7 @@
 // the stuck processes that run another runc than the node's current one,
 // re-checking each right before its SIGKILL, then wait until they are gone.
 import { q } from '../core/shell.js';
-import { STUCK_AFTER_SECONDS, describeStuck, type StuckRuncInit, type UnstickOutcome, type UnstuckProcess } from '../core/stuck.js';
+import { STUCK_AFTER_SECONDS, UNSTICK_OUTCOMES, describeStuck, type StuckRuncInit, type UnstickOutcome, type UnstuckProcess } from '../core/stuck.js';
 import { errorMessage } from '../errors.js';
 import { buildStuckScan, parseStuckScan, stuckShellFunctions } from '../facts/stuck-scan.js';
 import type { NodeRun } from './node-run.js';
@@ -90,13 +90,12 @@ exit 0
 `;
 }
 
-const OUTCOMES: readonly UnstickOutcome[] = ['ended', 'gone', 'changed', 'still-running', 'kill-failed'];
 
 /** Each target's outcome from the unstick script's output; a target it did not mention is `still-running` (never assumed ended). */
 export function parseUnstick(stdout: string, targets: readonly StuckRuncInit[]): UnstuckProcess[] {
   const seen = new Map<number, { outcome: UnstickOutcome; detail?: string }>();
   for (const [key, list] of parseRecords(stdout)) {
-    if (!(OUTCOMES as readonly string[]).includes(key)) continue;
+    if (!(UNSTICK_OUTCOMES as readonly string[]).includes(key)) continue;
     for (const [pid, detail] of list) seen.set(Number(pid), { outcome: key as UnstickOutcome, ...(detail ? { detail: detail.replace(/-/g, ' ') } : {}) });
   }
   return targets.map((t) => ({ pid: t.pid, ageSeconds: t.ageSeconds, containerId: t.containerId, exe: t.exe, ...(seen.get(t.pid) ?? { outcome: 'still-running' as const, detail: 'no answer from the node' }) }));
@@ -108,7 +107,7 @@ export function describeUnstuck(list: readonly UnstuckProcess[]): string {
   const by = new Map<UnstickOutcome, UnstuckProcess[]>();
   for (const p of list) by.set(p.outcome, [...(by.get(p.outcome) ?? []), p]);
   const words: Record<UnstickOutcome, string> = { ended: 'ended', gone: 'already gone', changed: 'left alone (changed since the scan)', 'still-running': 'STILL RUNNING after SIGKILL', 'kill-failed': 'could NOT be signalled' };
-  return OUTCOMES.filter((o) => by.has(o))
+  return UNSTICK_OUTCOMES.filter((o) => by.has(o))
     .map((o) => `${by.get(o)!.length} ${words[o]} (${by.get(o)!.slice(0, 10).map((p) => `pid ${p.pid}${p.containerId ? ` container ${p.containerId}` : ''}${p.detail ? `: ${p.detail}` : ''}`).join(', ')}${by.get(o)!.length > 10 ? ', ...' : ''})`)
     .join('; ');
 }

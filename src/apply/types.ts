@@ -2,6 +2,7 @@
 // the orchestration (executor, report, listr2 view, library callers).
 import type { NodePlan, NodeSpec, ReleaseAsset, VersionDigest } from '../core/types.js';
 import type { NodePolicy } from '../core/policies.js';
+import type { StuckRuncInit, UnstuckProcess } from '../core/stuck.js';
 
 export const UPGRADE_STEPS = [
   'lock',
@@ -16,11 +17,13 @@ export const UPGRADE_STEPS = [
 ] as const;
 export type UpgradeStep = (typeof UPGRADE_STEPS)[number];
 /** Health gates (inventory `health:`): run only on nodes that configure them (src/apply/health.ts). */
-export const HEALTH_STEPS = ['health', 'health-after-swap', 'health-after-sysctl'] as const;
+export const HEALTH_STEPS = ['health', 'health-after-swap', 'health-after-sysctl', 'health-after-unstick'] as const;
 export type HealthStep = (typeof HEALTH_STEPS)[number];
 /** Read-only report after a successful change: stuck `runc init` processes (src/apply/stuck-runc-init.ts). */
 export const INFO_STEPS = ['runc-init-check'] as const;
-export type StepName = UpgradeStep | HealthStep | (typeof INFO_STEPS)[number] | 'rollback' | 'unlock';
+/** `--unstick` and `runc-rollout unstick`: end the stuck `runc init` of another runc (src/apply/node-unstick.ts). */
+export const UNSTICK_STEPS = ['unstick'] as const;
+export type StepName = UpgradeStep | HealthStep | (typeof INFO_STEPS)[number] | (typeof UNSTICK_STEPS)[number] | 'rollback' | 'unlock';
 
 export type StepStatus = 'start' | 'ok' | 'failed' | 'skipped';
 
@@ -69,6 +72,10 @@ export interface NodeOutcome {
   rollback: { ok: boolean; smokeOk: boolean | null; error: string | null; manualCommands: string[] } | null;
   /** Which rollout policy decided this node's fate (budget, window, ...); null or absent: its own upgrade did. */
   policy?: NodePolicy | null;
+  /** Stuck `runc init` processes left after the node's change (the check riding with the unlock); absent when not looked. */
+  stuck?: StuckRuncInit[];
+  /** What `--unstick` (or `unstick`) did to each stuck process it set out to end; absent when it did not run. */
+  unstuck?: UnstuckProcess[];
 }
 
 /** Everything the per-node pipeline needs; built by the executor from the plan. */
@@ -88,4 +95,6 @@ export interface NodeJob {
   includeUnhealthy?: boolean;
   /** `runc init` blocked on a pipe for longer than this is stuck (--stuck-after; default 5 minutes). */
   stuckAfterSeconds?: number;
+  /** `--unstick`: once the new runc passed every smoke and the sysctl step, end the stuck `runc init` of the old one. */
+  unstick?: boolean;
 }

@@ -6,6 +6,8 @@ import { createReadStream } from 'node:fs';
 import { SYSCTL_DROPIN, SYSCTL_KEY, SYSCTL_TARGET, type NodeState } from '../core/types.js';
 import { parseVersionLine } from '../core/version.js';
 import { healthAfter } from './health.js';
+import { STUCK_AFTER_SECONDS, unstickRefusal } from '../core/stuck.js';
+import { unstickNode } from './node-unstick.js';
 import type { LockProbe } from './node-lock.js';
 import { StepFailure, type NodeRun, type RunFacts } from './node-run.js';
 import { decideBackup, planSysctlChange, recordAtBackup, relateRecord, serializeState, withPhase } from './node-state.js';
@@ -39,10 +41,13 @@ export interface UpgradeContext {
 
 /**
  * What a failed step leaves: `node-unchanged` (before the swap: the staged
- * file is removed, the node is as it was) or `roll-back` (from the swap on:
- * back to the record, or `unknown` when the connection is gone).
+ * file is removed, the node is as it was), `roll-back` (from the swap on:
+ * back to the record, or `unknown` when the connection is gone), or
+ * `node-done` (after every smoke and the sysctl step: the change stands and is
+ * recorded as done; the node is reported failed at that step, nothing is
+ * rolled back, since the old runc would only make things worse).
  */
-export type FailureMeaning = 'node-unchanged' | 'roll-back';
+export type FailureMeaning = 'node-unchanged' | 'roll-back' | 'node-done';
 
 export interface PipelineStep {
   readonly name: StepName;
@@ -88,6 +93,23 @@ export const UPGRADE_PIPELINE: readonly PipelineStep[] = [
     applies: noHealth,
     recordsItself: true,
     run: async (c) => (await healthAfter(c.run, 'health-after-sysctl', c.job.node.health, c.wasUnhealthy), ''),
+  },
+  {
+    name: 'unstick',
+    failure: 'node-done',
+    applies: (c) => c.job.unstick === true,
+    skip: (c) => unstickRefusal(c.locked.target.version),
+    run: (c) => unstickNode(c.run, { runcPath: c.locked.realPath, currentSha256: c.locked.target.sha256, version: c.locked.target.version, stuckAfterSeconds: c.job.stuckAfterSeconds ?? STUCK_AFTER_SECONDS }, (r) => {
+      c.out.unstuck = r.unstuck;
+    }),
+  },
+  {
+    // The gate that decides once the stuck processes are gone: it only warns where the user let an unhealthy node in.
+    name: 'health-after-unstick',
+    failure: 'node-done',
+    applies: (c) => c.job.unstick === true && noHealth(c),
+    recordsItself: true,
+    run: async (c) => (await healthAfter(c.run, 'health-after-unstick', c.job.node.health, c.wasUnhealthy && c.job.includeUnhealthy === true), ''),
   },
 ];
 

@@ -15,7 +15,7 @@ import { runApply } from '../workflows/apply.js';
 import { FINISHED_STATUSES } from '../workflows/resume.js';
 import { addConfigOption, withConfigDefaults } from './config-defaults.js';
 import type { CliContext } from './context.js';
-import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, sshClientFrom, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
+import { addCiOptions, addReleaseOptions, addSelectionOptions, addStuckAfterOption, releaseFrom, selectionFrom, sshClientFrom, stuckAfterSeconds, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
 import { addPolicyOptions, policiesFrom, type PolicyFlags } from './apply-policies.js';
 import { describePolicies } from '../core/policies.js';
@@ -42,13 +42,15 @@ interface ApplyFlags extends SelectionFlags, ReleaseFlags, PolicyFlags {
   controlPlaneLast?: boolean;
   serialBy?: string;
   includeUnhealthy: boolean;
+  unstick: boolean;
+  stuckAfter: string;
 }
 
 export async function applyAction(ctx: CliContext, planFile: string | undefined, typed: ApplyFlags, cmd?: Command): Promise<number> {
   requireConfirmable(ctx, typed.yes, 'apply');
   // A saved plan or a resumed run names its own release: the config's version and repo do not apply then.
   const releaseKeys = planFile || typed.resume ? [] : (['version', 'repo'] as const);
-  const flags = await withConfigDefaults(ctx, cmd, typed, [...releaseKeys, 'batch', 'canary', 'pause', 'maxFailures', 'smokeTimeout', 'connectTimeout', 'parallel', 'onUnreachable', 'onBudgetExceeded', 'advisories']);
+  const flags = await withConfigDefaults(ctx, cmd, typed, [...releaseKeys, 'batch', 'canary', 'pause', 'maxFailures', 'smokeTimeout', 'connectTimeout', 'parallel', 'onUnreachable', 'onBudgetExceeded', 'advisories', 'stuckAfter', 'unstick']);
   if (!planFile && !flags.inventory && !flags.resume) throw new InputError('apply needs -i INVENTORY (or a saved plan file, or --resume RUN_REPORT)');
   if (!planFile && !flags.version && !flags.resume) throw new InputError('apply needs --version V (or a saved plan file, or --resume RUN_REPORT)');
   const policies = await policiesFrom(ctx, flags, cmd);
@@ -117,6 +119,8 @@ export async function applyAction(ctx: CliContext, planFile: string | undefined,
       ...(flags.controlPlaneLast !== undefined ? { controlPlaneLast: flags.controlPlaneLast } : {}),
       ...(flags.serialBy ? { serialBy: flags.serialBy } : {}),
       includeUnhealthy: flags.includeUnhealthy,
+      unstick: flags.unstick,
+      stuckAfterSeconds: stuckAfterSeconds(flags.stuckAfter),
       log: ctx.log,
       signal: ctx.signal,
     });
@@ -141,7 +145,9 @@ export function register(program: Command, run: Runner): void {
     .option('--control-plane-last', 'nodes labelled node-role.kubernetes.io/control-plane (or master) only in the final batches (default for inventories from `inventory from-kubectl`)')
     .option('--no-control-plane-last', 'do not order control-plane nodes last')
     .option('--serial-by <label>', 'each batch holds nodes of one value of this label only (e.g. topology.kubernetes.io/zone)')
-    .option('--include-unhealthy', 'upgrade nodes whose health gates fail before the change instead of skipping them', false);
+    .option('--include-unhealthy', 'upgrade nodes whose health gates fail before the change instead of skipping them', false)
+    .option('--unstick', 'once a node\'s new runc passed every smoke and the sysctl step, end its stuck `runc init` processes of the old runc (the rc93 hang; SIGKILL), then check its health gates', false);
+  addStuckAfterOption(cmd);
   addRunOptions(cmd, { smokeTimeout: 'time limit of each smoke container run', parallel: 'nodes contacted at once (facts; and within a batch)' });
   addPolicyOptions(cmd);
   addConfigOption(cmd);

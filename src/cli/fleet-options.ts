@@ -10,7 +10,8 @@ import { ADVISORY_MODES, type AdvisoryMode } from '../release/advisories.js';
 import { DEFAULT_REPO, type ReleaseOptions } from '../release/fetch.js';
 import type { NodeSelection } from '../workflows/select.js';
 import type { CliContext } from './context.js';
-import { collect } from './flag-parsers.js';
+import { checked, collect } from './flag-parsers.js';
+import { parseDuration } from '../core/batching.js';
 
 export interface SelectionFlags {
   limit: string[];
@@ -118,6 +119,15 @@ export function releaseFrom(ctx: CliContext, flags: ReleaseFlags): Omit<ReleaseO
     allowVulnerable: flags.allowVulnerable,
     ...(flags.advisories ? { advisories: flags.advisories } : {}),
   };
+}
+
+/** `--stuck-after`: plan, apply and unstick call a `runc init` stuck when blocked writing into a pipe for longer than this. */
+export function addStuckAfterOption(cmd: Command): Command {
+  return cmd.option('--stuck-after <duration>', 'a `runc init` blocked writing into a pipe for longer than this is stuck (the rc93 hang)', checked((s) => parseDuration(s, '--stuck-after')), '5m');
+}
+
+export function stuckAfterSeconds(text: string): number {
+  return Math.floor(parseDuration(text, '--stuck-after') / 1000);
 }
 
 export function addCiOptions(cmd: Command): Command {

@@ -10,7 +10,7 @@ import { planStepSummary } from '../output/step-summary.js';
 import { DEFAULT_PARALLEL, runPlan, savePlan } from '../workflows/plan.js';
 import { addConfigOption, withConfigDefaults } from './config-defaults.js';
 import type { CliContext } from './context.js';
-import { addCiOptions, addReleaseOptions, addSelectionOptions, releaseFrom, selectionFrom, sshClientFrom, writeCiOutputs, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
+import { addCiOptions, addReleaseOptions, addSelectionOptions, addStuckAfterOption, releaseFrom, selectionFrom, sshClientFrom, stuckAfterSeconds, writeCiOutputs, type ReleaseFlags, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
 import { keyPassphrases } from './passphrase-prompt.js';
 import { addConnectTimeoutOption, chosenConnectTimeout, toolVersion, transportFor } from './rollout-io.js';
@@ -25,6 +25,7 @@ interface PlanFlags extends SelectionFlags, ReleaseFlags {
   connectTimeout?: string;
   detailedExitcode: boolean;
   out?: string;
+  stuckAfter: string;
 }
 
 function positiveInt(value: string): number {
@@ -40,7 +41,7 @@ function envFlag(env: NodeJS.ProcessEnv, name: string): boolean {
 }
 
 export async function planAction(ctx: CliContext, typed: PlanFlags, cmd?: Command): Promise<number> {
-  const flags = await withConfigDefaults(ctx, cmd, typed, ['version', 'repo', 'parallel', 'connectTimeout', 'advisories']);
+  const flags = await withConfigDefaults(ctx, cmd, typed, ['version', 'repo', 'parallel', 'connectTimeout', 'advisories', 'stuckAfter']);
   if (!flags.version) throw new InputError('plan needs --version V (or `version:` in the config or the inventory\'s rollout: section)');
   const g = ctx.globals();
   const inventoryPath = resolve(ctx.cwd, flags.inventory);
@@ -54,6 +55,7 @@ export async function planAction(ctx: CliContext, typed: PlanFlags, cmd?: Comman
     transport: transportFor(ctx, { ...sshClientFrom(ctx, flags), ...(connectTimeout ? { connectTimeout } : {}), ...(passphrases ? { passphrases } : {}) }),
     parallel: parseCount(String(flags.parallel), '--parallel', 1),
     allowDowngrade: flags.allowDowngrade,
+    stuckAfterSeconds: stuckAfterSeconds(flags.stuckAfter),
     toolVersion: toolVersion(),
     log: ctx.log,
     signal: ctx.signal,
@@ -94,6 +96,7 @@ export function register(program: Command, run: Runner): void {
   addSelectionOptions(cmd);
   addReleaseOptions(cmd);
   addConnectTimeoutOption(cmd);
+  addStuckAfterOption(cmd);
   addCiOptions(cmd)
     .option('--allow-downgrade', 'plan downgrades instead of refusing them', false)
     .option('--parallel <n>', 'nodes contacted at once', positiveInt, DEFAULT_PARALLEL)

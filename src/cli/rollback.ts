@@ -1,15 +1,11 @@
 // `runc-rollout rollback`: restore, on each node, what the last apply replaced.
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { defaultReportPath, newRunId } from '../apply/report.js';
 import { parseCount, parseDuration } from '../core/batching.js';
-import { createApplyView } from '../output/apply-view.js';
 import { runRollback } from '../workflows/rollback.js';
 import type { CliContext } from './context.js';
-import { addCiOptions, addSelectionOptions, selectionFrom, sshClientFrom, type SelectionFlags } from './fleet-options.js';
+import { addCiOptions, addSelectionOptions, type SelectionFlags } from './fleet-options.js';
 import type { Runner } from './main.js';
-import { keyPassphrases } from './passphrase-prompt.js';
-import { addRunOptions, askYesNo, chosenConnectTimeout, finishRun, humanOut, lockOwner, requireConfirmable, toolVersion, transportFor } from './rollout-io.js';
+import { addRunOptions, askYesNo, fleetRun, humanOut, lockOwner, requireConfirmable, runWithView, toolVersion } from './rollout-io.js';
 
 interface RollbackFlags extends SelectionFlags {
   inventory: string;
@@ -24,19 +20,13 @@ interface RollbackFlags extends SelectionFlags {
 
 export async function rollbackAction(ctx: CliContext, flags: RollbackFlags, cmd?: Command): Promise<number> {
   requireConfirmable(ctx, flags.yes, 'roll back');
-  const inventoryPath = resolve(ctx.cwd, flags.inventory);
-  const selection = selectionFrom(ctx, flags);
-  const connectTimeout = chosenConnectTimeout(flags.connectTimeout, cmd);
-  const passphrases = flags.sshClient === 'openssh' ? undefined : await keyPassphrases(ctx, inventoryPath, selection, flags.yes);
-  const runId = newRunId();
-  const reportPath = flags.report ? resolve(ctx.cwd, flags.report) : defaultReportPath(ctx.cwd, runId);
+  const { inventoryPath, selection, transport, runId, reportPath } = await fleetRun(ctx, flags, cmd);
   const out = humanOut(ctx);
-  const view = createApplyView({ out, interactive: ctx.interactive });
-  try {
+  return runWithView(ctx, { reportPath, junitPath: flags.reportJunit }, async (onEvent) => {
     const { report } = await runRollback({
       inventoryPath,
       ...selection,
-      transport: transportFor(ctx, { ...sshClientFrom(ctx, flags), ...(connectTimeout ? { connectTimeout } : {}), ...(passphrases ? { passphrases } : {}) }),
+      transport,
       parallel: parseCount(flags.parallel, '--parallel', 1),
       smokeTimeoutMs: parseDuration(flags.smokeTimeout, '--smoke-timeout'),
       forceUnlock: flags.forceUnlock,
@@ -48,15 +38,12 @@ export async function rollbackAction(ctx: CliContext, flags: RollbackFlags, cmd?
         out.write(`Rolling back ${nodes.length} node${nodes.length === 1 ? '' : 's'} to what their last apply replaced: ${nodes.map((n) => n.name).join(', ')}\n`);
         return flags.yes || askYesNo(ctx, 'Roll back these nodes?');
       },
-      onEvent: (e) => view.handle(e),
+      onEvent,
       log: ctx.log,
       signal: ctx.signal,
     });
-    await view.close();
-    return await finishRun(ctx, report, reportPath, flags.reportJunit);
-  } finally {
-    await view.close();
-  }
+    return report;
+  });
 }
 
 export function register(program: Command, run: Runner): void {

@@ -6,7 +6,9 @@ import { hostname, userInfo } from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
+import type { ExecutorEvent } from '../apply/executor.js';
 import type { RunReport } from '../apply/report.js';
+import { createApplyView } from '../output/apply-view.js';
 import { parseCount, parseDuration } from '../core/batching.js';
 import { ExitCode, InputError, InterruptedError, RolloutError } from '../errors.js';
 import { toJUnitXml } from '../output/junit.js';
@@ -17,7 +19,11 @@ import { createSshTransport } from '../ssh/ssh2-transport.js';
 import type { Transport } from '../ssh/transport.js';
 import type { CliContext } from './context.js';
 import { checked } from './flag-parsers.js';
-import { writeCiOutputs } from './fleet-options.js';
+import { selectionFrom, sshClientFrom, writeCiOutputs, type SelectionFlags } from './fleet-options.js';
+import { keyPassphrases } from './passphrase-prompt.js';
+import { resolve } from 'node:path';
+import { defaultReportPath, newRunId } from '../apply/report.js';
+import type { NodeSelection } from '../workflows/select.js';
 import { DEFAULT_PARALLEL } from '../workflows/plan.js';
 
 export function toolVersion(): string {
@@ -113,6 +119,47 @@ export async function finishRun(ctx: CliContext, report: RunReport, reportPath: 
   await writeCiOutputs(ctx, junitPath, () => toJUnitXml(report), () => runStepSummary(report));
   if (ctx.globals().json) ctx.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   return report.exitCode;
+}
+
+/** What a command that acts on an inventory's nodes settles before it connects: which nodes, over what, and where its report goes. */
+export interface FleetRun {
+  inventoryPath: string;
+  selection: NodeSelection;
+  transport: Transport;
+  runId: string;
+  reportPath: string;
+}
+
+/** Selection, SSH settings (passphrases asked now, on a terminal), the run id and the report path of a rollback or unstick. */
+export async function fleetRun(ctx: CliContext, flags: SelectionFlags & { inventory: string; connectTimeout?: string; report?: string; yes: boolean }, cmd: Command | undefined): Promise<FleetRun> {
+  const inventoryPath = resolve(ctx.cwd, flags.inventory);
+  const selection = selectionFrom(ctx, flags);
+  const connectTimeout = chosenConnectTimeout(flags.connectTimeout, cmd);
+  const passphrases = flags.sshClient === 'openssh' ? undefined : await keyPassphrases(ctx, inventoryPath, selection, flags.yes);
+  const runId = newRunId();
+  return {
+    inventoryPath,
+    selection,
+    transport: transportFor(ctx, { ...sshClientFrom(ctx, flags), ...(connectTimeout ? { connectTimeout } : {}), ...(passphrases ? { passphrases } : {}) }),
+    runId,
+    reportPath: flags.report ? resolve(ctx.cwd, flags.report) : defaultReportPath(ctx.cwd, runId),
+  };
+}
+
+/**
+ * A run behind its live view (listr2 on a terminal, lines otherwise): `work`
+ * gets the event handler; then the summary, CI outputs and JSON report. The
+ * view is closed whatever happens.
+ */
+export async function runWithView(ctx: CliContext, o: { reportPath: string; junitPath: string | undefined }, work: (onEvent: (e: ExecutorEvent) => void) => Promise<RunReport>): Promise<number> {
+  const view = createApplyView({ out: humanOut(ctx), interactive: ctx.interactive });
+  try {
+    const report = await work((e) => view.handle(e));
+    await view.close();
+    return await finishRun(ctx, report, o.reportPath, o.junitPath);
+  } finally {
+    await view.close();
+  }
 }
 
 /** `--connect-timeout`: a duration above zero (a zero deadline would refuse every node). */

@@ -18,6 +18,19 @@ export const SysctlPlanSchema = z.object({
   commentOut: z.array(z.object({ path: absPath, lines: z.array(z.number().int().positive()) })),
 });
 
+export const StuckRuncInitSchema = z.object({
+  pid: z.number().int().positive(),
+  startTicks: count,
+  ageSeconds: z.number().int(),
+  state: z.string(),
+  wchan: z.string(),
+  exe: z.string().nullable(),
+  current: z.boolean(),
+  ppid: count,
+  parent: z.string().nullable(),
+  containerId: z.string().nullable(),
+});
+
 export const NodePlanSchema = z.object({
   name: z.string().min(1),
   host: z.string().min(1),
@@ -30,6 +43,8 @@ export const NodePlanSchema = z.object({
   sysctl: SysctlPlanSchema.nullable(),
   warnings: z.array(z.string()),
   error: z.string().nullable(),
+  /** Absent in plans of older versions. */
+  stuck: z.array(StuckRuncInitSchema).optional(),
 });
 
 export const PlanSchema = z.object({
@@ -46,7 +61,7 @@ export const PlanSchema = z.object({
   inventory: z.string().min(1),
   limit: z.array(z.string()),
   shard: z.string().nullish(),
-  options: z.object({ allowDowngrade: z.boolean() }),
+  options: z.object({ allowDowngrade: z.boolean(), stuckAfterSeconds: count.optional() }),
   nodes: z.array(NodePlanSchema),
   summary: z.object({ upgrade: count, downgrade: count, unchanged: count, blocked: count, unreachable: count }),
 });

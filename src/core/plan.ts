@@ -1,6 +1,7 @@
 // The plan: a pure function from node facts, the verified release and options
 // to what `apply` would do on each node. Nothing here reads a node or a file.
 import { advisoriesFor, type AdvisoryTable } from './advisories.js';
+import { STUCK_AFTER_SECONDS, stuckWarning } from './stuck.js';
 import { planSysctl } from './sysctl.js';
 import { STATE_DIR, type NodeFacts, type NodePlan, type NodeSpec, type Plan, type VerifiedRelease } from './types.js';
 import { compareRuncVersions } from './version.js';
@@ -22,13 +23,16 @@ export interface BuildPlanInput {
   now: Date;
   /** What current versions are checked against (default: the built-in table). */
   advisories?: AdvisoryTable;
+  /** --stuck-after the facts were gathered with (default 5 minutes). */
+  stuckAfterSeconds?: number;
 }
 
 /** Free space below this many times the binary's size is worth a warning (staged copy + backup). */
 export const LOW_DISK_FACTOR = 2;
 
 export function buildPlan(input: BuildPlanInput): Plan {
-  const nodes = input.nodes.map((n) => planNode(n, input.release, input.allowDowngrade, input.advisories));
+  const stuckAfter = input.stuckAfterSeconds ?? STUCK_AFTER_SECONDS;
+  const nodes = input.nodes.map((n) => planNode(n, input.release, input.allowDowngrade, input.advisories, stuckAfter));
   const count = (a: NodePlan['action']) => nodes.filter((n) => n.action === a).length;
   const assets: Plan['release']['assets'] = {};
   for (const a of Object.values(input.release.assets)) {
@@ -47,13 +51,13 @@ export function buildPlan(input: BuildPlanInput): Plan {
     },
     inventory: input.inventoryPath,
     limit: [...input.limit],
-    options: { allowDowngrade: input.allowDowngrade },
+    options: { allowDowngrade: input.allowDowngrade, stuckAfterSeconds: stuckAfter },
     nodes,
     summary: { upgrade: count('upgrade'), downgrade: count('downgrade'), unchanged: count('none'), blocked: count('blocked'), unreachable: count('unreachable') },
   };
 }
 
-export function planNode({ node, facts, error }: PlanNodeInput, release: VerifiedRelease, allowDowngrade: boolean, advisories?: AdvisoryTable): NodePlan {
+export function planNode({ node, facts, error }: PlanNodeInput, release: VerifiedRelease, allowDowngrade: boolean, advisories?: AdvisoryTable, stuckAfterSeconds: number = STUCK_AFTER_SECONDS): NodePlan {
   const base: NodePlan = {
     name: node.name,
     host: node.ssh.host,
@@ -66,6 +70,7 @@ export function planNode({ node, facts, error }: PlanNodeInput, release: Verifie
     sysctl: null,
     warnings: [],
     error: null,
+    stuck: [],
   };
   if (!facts) return { ...base, error: error ?? 'no facts gathered' };
 
@@ -75,7 +80,8 @@ export function planNode({ node, facts, error }: PlanNodeInput, release: Verifie
     current: { version: facts.runc.version, sha256: facts.runc.sha256 },
     target: asset ? { version: release.version, sha256: asset.sha256 } : null,
     sysctl: planSysctl(facts.sysctl),
-    warnings: warningsFor(facts, asset?.size ?? null, advisories),
+    warnings: warningsFor(facts, asset?.size ?? null, advisories, stuckAfterSeconds),
+    stuck: facts.stuck,
   };
   const blocked = (reason: string): NodePlan => ({ ...plan, action: 'blocked', error: reason });
 
@@ -114,7 +120,7 @@ function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-function warningsFor(facts: NodeFacts, binarySize: number | null, table?: AdvisoryTable): string[] {
+function warningsFor(facts: NodeFacts, binarySize: number | null, table: AdvisoryTable | undefined, stuckAfterSeconds: number): string[] {
   const w: string[] = [];
   const advisories = facts.runc.version ? advisoriesFor(facts.runc.version, table) : [];
   if (advisories.length) {
@@ -127,9 +133,7 @@ function warningsFor(facts: NodeFacts, binarySize: number | null, table?: Adviso
   if (facts.packageOwner) {
     w.push(`${facts.runcPath} belongs to package "${facts.packageOwner}": a package update will overwrite it (hold the package)`);
   }
-  if (facts.stuckRuncInit > 0) {
-    w.push(`${facts.stuckRuncInit} "runc init" process${facts.stuckRuncInit === 1 ? '' : 'es'} older than 5 minutes: the rc93 hang's symptom; containers on this node may be stuck`);
-  }
+  if (facts.stuck.length > 0) w.push(stuckWarning(facts.stuck, stuckAfterSeconds));
   if (binarySize !== null) {
     const need = binarySize * LOW_DISK_FACTOR;
     const dir = facts.runcPath ? facts.runcPath.slice(0, facts.runcPath.lastIndexOf('/')) || '/' : null;

@@ -31,8 +31,9 @@ export interface StuckRuncInit {
   containerId: string | null;
 }
 
-/** What unstick did with one process. */
-export type UnstickOutcome = 'ended' | 'gone' | 'changed' | 'still-running' | 'kill-failed';
+/** What unstick did with one process: ended by it; gone before it acted; left alone because it changed since the scan; not gone in time; not signalled. */
+export const UNSTICK_OUTCOMES = ['ended', 'gone', 'changed', 'still-running', 'kill-failed'] as const;
+export type UnstickOutcome = (typeof UNSTICK_OUTCOMES)[number];
 
 export interface UnstuckProcess {
   pid: number;
@@ -42,6 +43,26 @@ export interface UnstuckProcess {
   outcome: UnstickOutcome;
   /** Why it was not ended (changed: no longer blocked, now the current binary, pid reused). */
   detail?: string;
+}
+
+/** What `unstick` would do on one node, shown before it asks. */
+export interface UnstickPreviewNode {
+  name: string;
+  host: string;
+  runcPath: string | null;
+  version: string | null;
+  sha256: string | null;
+  /** Every stuck `runc init` found. */
+  stuck: StuckRuncInit[];
+  /** Those that would be ended (another runc than the current one). */
+  toEnd: StuckRuncInit[];
+  /** Why this node cannot be unstuck (unreachable, no runc, not past the hang), or null. */
+  refused: string | null;
+}
+
+export interface UnstickPreview {
+  stuckAfterSeconds: number;
+  nodes: UnstickPreviewNode[];
 }
 
 /**
@@ -99,4 +120,16 @@ export function describeStuck(list: readonly StuckRuncInit[], stuckAfterSeconds:
   const what = `${list.length} \`runc init\` process${list.length === 1 ? '' : 'es'} older than ${after} blocked writing into a pipe (the rc93 hang)`;
   const which = old === list.length ? 'all from another runc than the current one' : old === 0 ? 'all running the current runc' : `${old} from another runc than the current one`;
   return `${what}, ${which}: ${shown.join('; ')}${list.length > 10 ? '; ...' : ''}`;
+}
+
+/** The plan warning: what is stuck, and what apply --unstick or unstick would do about it. */
+export function stuckWarning(list: readonly StuckRuncInit[], stuckAfterSeconds: number = STUCK_AFTER_SECONDS): string {
+  const other = endable(list).length;
+  const current = list.length - other;
+  const them = (n: number) => (n === 1 ? 'it' : 'them');
+  const hints = [
+    other ? `\`apply --unstick\` or \`runc-rollout unstick\` ends the ${other} from another runc` : '',
+    current ? `the ${current} running the node's current runc are ended by \`apply --unstick\` only once an upgrade has replaced ${them(current)} (never while ${current === 1 ? 'it is' : 'they are'} the current binary)` : '',
+  ].filter(Boolean);
+  return `${describeStuck(list, stuckAfterSeconds)}. Raising the sysctl does not free ${them(list.length)}; ${hints.join('; ')}`;
 }

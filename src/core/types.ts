@@ -1,5 +1,6 @@
 // Shared data shapes of the pure core. The edges (ssh, github, fs) produce or
 // consume these; nothing here does I/O.
+import type { StuckRuncInit } from './stuck.js';
 
 export const ARCHES = ['amd64', 'arm64', 'armhf', 'armel', 'ppc64le', 's390x', 'riscv64', '386'] as const;
 export type Arch = (typeof ARCHES)[number];
@@ -147,8 +148,8 @@ export interface NodeFacts {
     /** Every *.conf name found per search dir, for override-by-name resolution. */
     names: { dir: string; names: string[] }[];
   };
-  /** `runc init` processes older than 5 minutes: the rc93 hang's symptom. */
-  stuckRuncInit: number;
+  /** `runc init` processes blocked writing into a pipe for longer than --stuck-after: the rc93 hang's symptom. */
+  stuck: StuckRuncInit[];
   /** Parsed /var/lib/runc-rollout/state.json, when present. */
   state: NodeState | null;
   /** Oddities met while gathering (unreadable state.json, `runc --version` timed out, ...); shown as warnings. */
@@ -232,6 +233,8 @@ export interface NodePlan {
   warnings: string[];
   /** Why the node is blocked or unreachable. */
   error: string | null;
+  /** `runc init` processes blocked writing into a pipe for longer than --stuck-after (absent in plans of older versions). */
+  stuck?: StuckRuncInit[];
 }
 
 export interface Plan {
@@ -250,7 +253,7 @@ export interface Plan {
   limit: string[];
   /** `--shard i/n` the plan was made with, if any. */
   shard?: string | null;
-  options: { allowDowngrade: boolean };
+  options: { allowDowngrade: boolean; stuckAfterSeconds?: number };
   nodes: NodePlan[];
   summary: { upgrade: number; downgrade: number; unchanged: number; blocked: number; unreachable: number };
 }

@@ -7,6 +7,7 @@ import type { NodeFacts, NodeState, SysctlFile } from '../core/types.js';
 import { parseVersionLine } from '../core/version.js';
 import { RolloutError } from '../errors.js';
 import { FACTS_BEGIN, FACTS_END } from './script.js';
+import { SCAN_BEGIN, SCAN_END, parseStuckScan } from './stuck-scan.js';
 
 export class FactsParseError extends RolloutError {
   readonly node: string;
@@ -84,7 +85,12 @@ export function parseFacts(output: string, node: string): NodeFacts {
 
   const rec = new Map<string, string[][]>();
   const recLine = new Map<string, number>();
+  // The stuck runc init scan prints its own block (stuck-scan.ts), read by parseStuckScan.
+  const scanAt = lines.indexOf(SCAN_BEGIN, begin);
+  const scanEnd = scanAt >= 0 && scanAt < end ? lines.indexOf(SCAN_END, scanAt) : -1;
+  if (scanEnd < 0 || scanEnd > end) throw new FactsParseError(node, 'the stuck runc init scan is missing or cut off');
   for (let i = begin + 1; i < end; i++) {
+    if (i >= scanAt && i <= scanEnd) continue;
     const line = lines[i]!;
     if (line === '') continue;
     const [key, ...raw] = line.split('\t');
@@ -163,7 +169,7 @@ export function parseFacts(output: string, node: string): NodeFacts {
       stateDir: parseDfAvailable(one('df_state_dir')?.[0] ?? ''),
     },
     sysctl: { live: live === '' ? null : int(node, lineOf('sysctl_live'), 'sysctl_live', live), files, names },
-    stuckRuncInit: int(node, lineOf('stuck_runc_init'), 'stuck_runc_init', need('stuck_runc_init')[0] ?? ''),
+    stuck: parseStuckScan(lines.slice(scanAt, scanEnd + 1).join('\n'), sha256) ?? [],
     state,
     ...(notes.length ? { notes } : {}),
   };

@@ -6,14 +6,18 @@
 // Every process it starts costs the node milliseconds (20 nodes may share two
 // cores), so it starts a fixed few whatever the node holds: the commands whose
 // output is the fact (uname, sha256sum, runc --version under timeout(1), one
-// df for both folders, the dpkg file lists), then one `ps | awk` pass
-// (facts-awk.ts) that encodes every record and reads the sysctl files, the
-// state file and the process list. Everything else is a shell builtin: no
-// `$(...)` around builtins, `cd -P` instead of readlink(1) for folders.
+// df for both folders, the dpkg file lists), then one `awk` pass
+// (facts-awk.ts) that encodes every record and reads the sysctl files and the
+// state file, then the stuck `runc init` scan (stuck-scan.ts: shell builtins
+// over /proc, processes only for what it finds). Everything else is a shell
+// builtin: no `$(...)` around builtins, `cd -P` instead of readlink(1) for
+// folders.
 import { q } from '../core/shell.js';
 import { SYSCTL_DIRS, SYSCTL_CONF } from '../core/sysctl.js';
 import { STATE_DIR } from '../core/types.js';
 import { factsAwk } from './facts-awk.js';
+import { buildStuckScan } from './stuck-scan.js';
+import { STUCK_AFTER_SECONDS } from '../core/stuck.js';
 
 export const FACTS_BEGIN = '@@runc-rollout-facts 1';
 export const FACTS_END = '@@runc-rollout-facts end';
@@ -21,7 +25,7 @@ export const FACTS_END = '@@runc-rollout-facts end';
 export interface FactsScriptOptions {
   /** runc path from the inventory (already validated as absolute); detected when absent. */
   runcPath?: string;
-  /** `runc init` older than this counts as stuck. */
+  /** `runc init` blocked on a pipe for longer than this is stuck (default 5 minutes). */
   stuckAfterSeconds?: number;
   /** Kill `runc --version` after this long: a broken runc must not hang fact gathering. */
   versionTimeoutSeconds?: number;
@@ -42,10 +46,10 @@ export const BINARY_NAME_AWK = [
 ].join('\n');
 
 export function buildFactsScript(opts: FactsScriptOptions = {}): string {
-  const stuckAfter = Math.trunc(opts.stuckAfterSeconds ?? 300);
+  const stuckAfter = Math.trunc(opts.stuckAfterSeconds ?? STUCK_AFTER_SECONDS);
   const versionTimeout = Math.trunc(opts.versionTimeoutSeconds ?? 10);
   const stateFile = `${STATE_DIR}/state.json`;
-  const awk = factsAwk({ stuckAfterSeconds: stuckAfter, stateFile, liveFile: '/proc/sys/fs/pipe-user-pages-soft' });
+  const awk = factsAwk({ stateFile, liveFile: '/proc/sys/fs/pipe-user-pages-soft' });
   return `# runc-rollout facts: read-only
 # systemd's default PATH: the one containerd and dockerd resolve "runc" with
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -198,9 +202,9 @@ if [ -e ${q(SYSCTL_CONF)} ]; then
 fi
 [ -f ${q(stateFile)} ] && set -- "$@" S
 
-# runc init processes older than ${stuckAfter}s: procps ps knows etimes; without it the awk reads /proc
-ps -eo etimes=,args= 2>/dev/null | awk ${q(awk)} "$@" P /proc/[0-9]*
-printf '%s\\n' ${q(FACTS_END)}
+awk ${q(awk)} "$@" </dev/null
+# runc init blocked writing into a pipe for more than ${stuckAfter}s (the rc93 hang)
+${buildStuckScan({ runcPathExpr: '"$rr_runc"', stuckAfterSeconds: stuckAfter })}printf '%s\\n' ${q(FACTS_END)}
 exit 0
 `;
 }

@@ -160,7 +160,7 @@ export function parseStuckScan(stdout: string, currentSha256: string | null): St
   headers.forEach((h, i) => {
     const from = h.index + h[0].length;
     const to = i + 1 < headers.length ? headers[i + 1]!.index : cmd.length;
-    const text = cmd.slice(from, to).replace(/\n$/, '');
+    const text = cmd.slice(from, to).replace(/\n+$/, '');
     argvs.set(Number(h[1]), text.replace(/\x01$/, '').split('\x01'));
   });
 

@@ -40,6 +40,8 @@ export const rolloutDefaultsSchema = z
     onUnreachable: z.enum(['fail', 'skip']),
     onBudgetExceeded: z.enum(['stop', 'rollback-all']),
     advisories: z.enum(['github', 'builtin']),
+    stuckAfter: via((s) => parseDuration(s, 'stuckAfter')),
+    unstick: z.boolean(),
   })
   .partial()
   .strict();

@@ -9,7 +9,7 @@ import type { ApplyView } from './apply-view.js';
 import { STOP_TEXT, describeOutcome, short } from './apply-view.js';
 
 // Health gates sit where they run; on nodes without them they never report and disappear.
-const STEPS: readonly StepName[] = ['health', ...UPGRADE_STEPS.slice(0, UPGRADE_STEPS.indexOf('sysctl')), 'health-after-swap', 'sysctl', 'smoke-after-sysctl', 'health-after-sysctl', 'runc-init-check', 'rollback', 'unlock'];
+const STEPS: readonly StepName[] = ['health', ...UPGRADE_STEPS.slice(0, UPGRADE_STEPS.indexOf('sysctl')), 'health-after-swap', 'sysctl', 'smoke-after-sysctl', 'health-after-sysctl', 'unstick', 'health-after-unstick', 'runc-init-check', 'rollback', 'unlock'];
 const OK = new Set(['upgraded', 'unchanged']);
 
 type StepResult = { status: 'ok' | 'failed' | 'skipped'; message?: string } | { status: 'absent' };

@@ -3,10 +3,11 @@
 // natively. Pure: the CLI writes the string.
 import type { NodeOutcome, NodeStatus } from '../apply/types.js';
 import type { NodePlan, PlanAction } from '../core/types.js';
+import { stuckLines } from './run-summary.js';
 
 /** The parts of a run report (src/apply/report.ts) this needs; a full RunReport fits. */
 export interface JUnitRunInput {
-  command?: 'apply' | 'rollback';
+  command?: 'apply' | 'rollback' | 'unstick';
   runId: string;
   release: { repo: string; tag: string; version: string } | null;
   startedAt?: string;
@@ -100,7 +101,7 @@ const ver = (v: { version: string | null } | null) => v?.version ?? '?';
 
 function outcomeCase(o: NodeOutcome, classname: string): Case {
   const steps = o.steps.map((s) => `${s.name}: ${s.status} (${s.durationMs} ms)${s.message ? ` ${s.message}` : ''}`);
-  const out = [`${o.name} (${o.host}): ${o.status}, runc ${ver(o.from)} -> ${ver(o.to)}`, ...steps].join('\n');
+  const out = [`${o.name} (${o.host}): ${o.status}, runc ${ver(o.from)} -> ${ver(o.to)}`, ...steps, ...stuckLines(o)].join('\n');
   const c: Case = { name: o.name, classname, timeMs: o.steps.reduce((sum, s) => sum + s.durationMs, 0), out };
   const what = `${o.status}${o.failedStep ? ` at step ${o.failedStep}` : ''}`;
   if (FAILED.has(o.status)) {

@@ -34,6 +34,14 @@ function sysctlCell(n: NodePlan): string {
   return s.changeLive || s.changePersisted ? `${now} -> ${s.target}` : now;
 }
 
+/** Stuck `runc init` processes: how many, and how many of another runc than the current one (`3 (1 old)`). */
+function stuckCell(n: NodePlan): string {
+  const list = n.stuck ?? [];
+  if (list.length === 0) return '';
+  const old = list.filter((p) => !p.current).length;
+  return old ? `${list.length} (${old} old)` : String(list.length);
+}
+
 export function summaryLine(plan: Plan): string {
   const s = plan.summary;
   const parts = [
@@ -62,8 +70,10 @@ export function renderPlanTable(plan: Plan, opts: PlanTableOptions): string {
   );
   out.push('');
 
-  const header = ['NODE', 'ARCH', 'ACTION', 'RUNC (current -> target)', `SYSCTL (live/boot)`, 'WARN'];
-  const rows = plan.nodes.map((n) => [n.name, n.arch ?? '-', ACTION_LABEL[n.action], runcCell(n), sysctlCell(n), n.warnings.length ? String(n.warnings.length) : '']);
+  // STUCK only when a node has stuck `runc init` processes: the ordinary table stays within 100 columns.
+  const stuck = plan.nodes.some((n) => (n.stuck?.length ?? 0) > 0);
+  const header = ['NODE', 'ARCH', 'ACTION', 'RUNC (current -> target)', `SYSCTL (live/boot)`, ...(stuck ? ['STUCK'] : []), 'WARN'];
+  const rows = plan.nodes.map((n) => [n.name, n.arch ?? '-', ACTION_LABEL[n.action], runcCell(n), sysctlCell(n), ...(stuck ? [stuckCell(n)] : []), n.warnings.length ? String(n.warnings.length) : '']);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[], colourOf?: (i: number) => string | undefined) =>
     cells
@@ -76,7 +86,7 @@ export function renderPlanTable(plan: Plan, opts: PlanTableOptions): string {
       .trimEnd();
   out.push(line(header, () => '1'));
   plan.nodes.forEach((n, idx) => {
-    out.push(line(rows[idx]!, (i) => (i === 2 ? ACTION_COLOUR[n.action] : i === 5 ? '33' : undefined)));
+    out.push(line(rows[idx]!, (i) => (i === 2 ? ACTION_COLOUR[n.action] : i >= 5 ? '33' : undefined)));
   });
 
   const notes: string[] = [];

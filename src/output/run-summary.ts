@@ -4,6 +4,8 @@
 import type { RunReport } from '../apply/report.js';
 import type { NodeOutcome, StepName } from '../apply/types.js';
 import { short } from './apply-view.js';
+import { formatDuration } from '../core/batching.js';
+import { describeStuck } from '../core/stuck.js';
 
 const BEFORE_SWAP = new Set<StepName | null>(['lock', 'stage', 'staged-smoke', 'backup']);
 
@@ -37,6 +39,12 @@ function sysctlText(o: NodeOutcome): string {
 /** Where the node stands now, in words. */
 export function nodeState(o: NodeOutcome, command: RunReport['command'] = 'apply'): string {
   const from = `${o.from?.version ?? '?'} (sha256 ${short(o.from?.sha256)})`;
+  if (command === 'unstick') {
+    const ended = (o.unstuck ?? []).filter((p) => p.outcome === 'ended').length;
+    const what = o.unstuck?.length ? `ended ${ended} of ${o.unstuck.length} stuck runc init` : 'nothing to end';
+    if (o.status === 'unchanged') return `${what}; runs ${o.from?.version ?? '?'}`;
+    if (o.status === 'failed') return `${what}; NEEDS ATTENTION: see below`;
+  }
   if (command === 'rollback') {
     if (o.status === 'rolled-back') return `restored: runs ${o.to?.version ?? '?'} (sha256 ${short(o.to?.sha256)})`;
     if (o.status === 'unchanged') return 'nothing to restore';
@@ -53,6 +61,8 @@ export function nodeState(o: NodeOutcome, command: RunReport['command'] = 'apply
     case 'failed':
       if (BEFORE_SWAP.has(o.failedStep) && !o.rollback) return `runc not replaced: runs ${from}`;
       if (o.failedStep === 'unlock') return `runs ${o.to?.version ?? '?'} (sha256 ${short(o.to?.sha256)}), verified; BUT state.json or the lock could not be updated: check the node`;
+      if (o.failedStep === 'unstick') return `runs ${o.to?.version ?? '?'} (sha256 ${short(o.to?.sha256)}), verified; BUT stuck runc init processes could not all be ended: check the node`;
+      if (o.failedStep === 'health-after-unstick') return `runs ${o.to?.version ?? '?'} (sha256 ${short(o.to?.sha256)}), verified, stuck processes ended; BUT its health gate still fails`;
       return 'NEEDS ATTENTION: the node may not have a working runc; see the commands below';
     case 'unknown':
       return 'UNKNOWN: the connection was lost while the node was being changed; check it by hand';
@@ -63,6 +73,17 @@ export function nodeState(o: NodeOutcome, command: RunReport['command'] = 'apply
   }
 }
 
+/** What --unstick did (each process it set out to end), and what is still stuck after the change. */
+export function stuckLines(o: Pick<NodeOutcome, 'unstuck' | 'stuck'>, stuckAfterSeconds?: number): string[] {
+  const out: string[] = [];
+  if (o.unstuck?.length) {
+    out.push(`unstick: ${o.unstuck.filter((p) => p.outcome === 'ended').length} of ${o.unstuck.length} stuck runc init ended`);
+    for (const p of o.unstuck) out.push(`  pid ${p.pid} (age ${formatDuration(p.ageSeconds * 1000)}${p.containerId ? `, container ${p.containerId}` : ''}): ${p.outcome}${p.detail ? ` (${p.detail})` : ''}`);
+  }
+  if (o.stuck?.length) out.push(`still stuck: ${describeStuck(o.stuck, stuckAfterSeconds)}`);
+  return out;
+}
+
 export function renderSummary(report: RunReport, reportPath: string | null): string {
   const lines: string[] = [];
   const width = Math.max(4, ...report.nodes.map((n) => n.name.length));
@@ -70,7 +91,7 @@ export function renderSummary(report: RunReport, reportPath: string | null): str
     .filter(([k, v]) => k !== 'total' && v > 0)
     .map(([k, v]) => `${v} ${k}`)
     .join(', ');
-  const what = report.command === 'rollback' ? 'rollback' : `apply of ${report.release?.repo ?? ''} ${report.release?.tag ?? ''}`.trim();
+  const what = report.command !== 'apply' ? report.command : `apply of ${report.release?.repo ?? ''} ${report.release?.tag ?? ''}`.trim();
   lines.push('', `Summary of ${what}, run ${report.runId}: ${counts || 'no nodes'}`);
   for (const o of report.nodes) {
     const step = o.failedStep ? ` at ${o.failedStep}` : '';
@@ -78,6 +99,7 @@ export function renderSummary(report: RunReport, reportPath: string | null): str
     const policy = policyText(o);
     lines.push(`  ${o.name.padEnd(width)}  ${(o.status + step).padEnd(34)} ${nodeState(o, report.command)}${sysctl ? `; ${sysctl}` : ''}${policy ? ` [${policy}]` : ''}`);
     if (o.backupPath && o.status === 'upgraded') lines.push(`  ${' '.repeat(width)}  backup: ${o.backupPath}`);
+    for (const l of stuckLines(o, report.options.stuckAfterSeconds)) lines.push(`  ${' '.repeat(width)}  ${l}`);
     if (o.error && ((o.status !== 'upgraded' && o.status !== 'unchanged') || o.policy === 'rollback-all')) {
       for (const l of o.error.split('\n').slice(-8)) lines.push(`  ${' '.repeat(width)}  | ${l}`);
     }
@@ -114,7 +136,9 @@ export function renderSummary(report: RunReport, reportPath: string | null): str
         : 'All nodes are in the desired state.'
       : report.command === 'apply'
         ? `Re-running the same apply is safe: finished nodes are left as they are${reportPath ? ` (or: runc-rollout apply --resume ${reportPath})` : ''}.`
-        : '';
+        : report.command === 'unstick'
+          ? 'Re-running unstick is safe: it ends only stuck processes of another runc that are still there.'
+          : '';
   if (next) lines.push(next);
   return `${lines.join('\n')}\n`;
 }

@@ -5,7 +5,7 @@ import type { NodeOutcome, NodeStatus } from '../apply/types.js';
 import type { NodePlan, PlanAction } from '../core/types.js';
 
 export interface SummaryRunInput {
-  command?: 'apply' | 'rollback';
+  command?: 'apply' | 'rollback' | 'unstick';
   runId: string;
   release: { repo: string; tag: string; version: string } | null;
   nodes: NodeOutcome[];

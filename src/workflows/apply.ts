@@ -51,6 +51,10 @@ export interface ApplyOptions extends NodeSelection {
   serialBy?: string;
   /** Upgrade nodes that fail their health gates before the change instead of skipping them. */
   includeUnhealthy?: boolean;
+  /** `--unstick`: after every smoke and the sysctl step, end each node's stuck `runc init` of the old runc, then check its health gates. */
+  unstick?: boolean;
+  /** `runc init` blocked on a pipe for longer than this is stuck (--stuck-after; default 5 minutes). */
+  stuckAfterSeconds?: number;
   onPlan?: (plan: Plan) => void;
   onEvent?: (e: ExecutorEvent) => void;
   log: Logger;
@@ -119,6 +123,7 @@ async function planAndExecute(
     parallel: opts.parallel,
     allowDowngrade: saved ? saved.options.allowDowngrade : resumed ? resumed.allowDowngrade : opts.allowDowngrade,
     toolVersion: opts.toolVersion,
+    ...(opts.stuckAfterSeconds !== undefined ? { stuckAfterSeconds: opts.stuckAfterSeconds } : {}),
     log: opts.log,
     signal: opts.signal,
     keepSessions: true,
@@ -174,6 +179,8 @@ async function planAndExecute(
     controlPlaneLast: opts.controlPlaneLast ?? inventory.source === 'kubernetes',
     ...(opts.serialBy ? { serialBy: opts.serialBy } : {}),
     includeUnhealthy: opts.includeUnhealthy ?? false,
+    ...(opts.unstick ? { unstick: true } : {}),
+    ...(opts.stuckAfterSeconds !== undefined ? { stuckAfterSeconds: opts.stuckAfterSeconds } : {}),
   });
   await writeReport(report, opts.reportPath);
   return { plan, report, reportPath: opts.reportPath };

@@ -30,6 +30,8 @@ export interface GatherFleetOptions {
   /** Leave sessions open for a following step (apply); plan closes them at once. */
   keepOpen?: boolean;
   factsTimeoutMs?: number;
+  /** --stuck-after, in seconds. */
+  stuckAfterSeconds?: number;
   /** Called with each node's facts as they arrive (plan starts verifying a new arch's release binary at once). */
   onFacts?: (facts: NodeFacts) => void;
 }
@@ -45,6 +47,7 @@ export async function gatherFleetFacts(nodes: NodeSpec[], opts: GatherFleetOptio
       const facts: NodeFacts = await gatherFacts(session, node, {
         ...(signal ? { signal } : {}),
         ...(opts.factsTimeoutMs ? { timeoutMs: opts.factsTimeoutMs } : {}),
+        ...(opts.stuckAfterSeconds !== undefined ? { stuckAfterSeconds: opts.stuckAfterSeconds } : {}),
       });
       log.debug(`${node.name}: ${facts.machine}, runc ${facts.runc.version ?? '?'} at ${facts.runcPath ?? '(none)'}`);
       opts.onFacts?.(facts);
@@ -81,6 +84,8 @@ export interface PlanRunOptions extends NodeSelection {
   parallel?: number;
   allowDowngrade: boolean;
   toolVersion: string;
+  /** `runc init` blocked on a pipe for longer than this is stuck (--stuck-after; default 5 minutes). */
+  stuckAfterSeconds?: number;
   log: Logger;
   signal?: AbortSignal;
   now?: () => Date;
@@ -108,6 +113,7 @@ export async function runPlan(opts: PlanRunOptions): Promise<PlanRun> {
     parallel: opts.parallel ?? DEFAULT_PARALLEL,
     log,
     keepOpen: opts.keepSessions ?? false,
+    ...(opts.stuckAfterSeconds !== undefined ? { stuckAfterSeconds: opts.stuckAfterSeconds } : {}),
     onFacts: (f) => {
       if (f.arch) release.want(f.arch);
     },
@@ -137,6 +143,7 @@ async function planFromFacts(opts: PlanRunOptions, inventory: Inventory, gathere
   const release = await verifier.finish(arches);
   const plan = buildPlan({
     advisories: await verifier.advisories(),
+    ...(opts.stuckAfterSeconds !== undefined ? { stuckAfterSeconds: opts.stuckAfterSeconds } : {}),
     inventoryPath: inventory.path,
     limit: opts.limit,
     nodes: gathered.map(({ node, facts, error }) => ({ node, facts, error })),

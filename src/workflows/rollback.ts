@@ -4,15 +4,15 @@
 // actually holds. Emits the same events as apply so the same views render it.
 import type { ExecutorEvent } from '../apply/executor.js';
 import { rollbackNode } from '../apply/node-rollback.js';
-import { OK_STATUSES, assembleReport, untouchedOutcome, writeReport, type BatchRecord, type RunReport } from '../apply/report.js';
+import { untouchedOutcome, type RunReport } from '../apply/report.js';
 import type { NodeEvent, NodeOutcome } from '../apply/types.js';
-import { mapLimit } from '../core/concurrency.js';
 import type { NodeSpec } from '../core/types.js';
 import { ExitCode, RolloutError, errorMessage } from '../errors.js';
 import type { Logger } from '../output/logger.js';
 import type { NodeSession, Transport } from '../ssh/transport.js';
 import { DEFAULT_PARALLEL } from './plan.js';
 import { loadSelection, type NodeSelection } from './select.js';
+import { runSingleBatch } from './single-batch.js';
 
 export type RollbackNodeFn = typeof rollbackNode;
 
@@ -42,51 +42,26 @@ export interface RollbackResult {
 
 export async function runRollback(opts: RollbackOptions): Promise<RollbackResult> {
   const startedAt = new Date().toISOString();
-  const emit = (e: ExecutorEvent) => opts.onEvent?.(e);
   const restore = opts.rollback ?? rollbackNode;
   const { inventory, nodes } = await loadSelection(opts.inventoryPath, opts, opts.log);
   if (!(await opts.confirm(nodes))) throw new RolloutError('rollback cancelled; nothing was changed', { exitCode: ExitCode.refused });
 
   // One batch: a rollback is the way back to a known state, so no node waits on another.
-  const batch = { index: 0, canary: false, nodes: nodes.map((n) => n.name) };
-  const record: BatchRecord = { ...batch, startedAt: now(), finishedAt: null, failures: 0 };
-  emit({ type: 'run-start', at: startedAt, runId: opts.runId, batches: [batch], skipped: [], budget: 'no budget: every selected node is restored' });
-  emit({ type: 'batch-start', at: record.startedAt as string, batch });
-  const outcomes = await mapLimit(nodes, opts.parallel ?? DEFAULT_PARALLEL, async (node): Promise<NodeOutcome> => {
-    const target = { name: node.name, host: node.ssh.host };
-    let outcome: NodeOutcome;
-    if (opts.signal?.aborted) {
-      outcome = untouchedOutcome(target, 'not-attempted', 'not attempted: interrupted');
-    } else {
-      emit({ type: 'node-start', at: now(), batch: 0, node: node.name, action: 'none' });
-      outcome = await restoreOne(opts, restore, node, (event) => emit({ type: 'node-event', batch: 0, event }));
-    }
-    emit({ type: 'node-end', at: now(), batch: 0, outcome });
-    return outcome;
-  });
-  record.failures = outcomes.filter((o) => !OK_STATUSES.rollback.includes(o.status)).length;
-  record.finishedAt = now();
-  emit({ type: 'batch-end', at: record.finishedAt, batch, failures: record.failures, totalFailures: record.failures });
-
-  const interrupted = Boolean(opts.signal?.aborted);
-  const notAttempted = outcomes.filter((o) => o.status === 'not-attempted').map((o) => o.name);
-  if (interrupted) emit({ type: 'stopped', at: now(), reason: 'interrupted', notAttempted });
-  const report = assembleReport({
+  const report = await runSingleBatch({
     command: 'rollback',
+    nodes: nodes.map((node) => ({ name: node.name, host: node.ssh.host, node })),
+    parallel: opts.parallel ?? DEFAULT_PARALLEL,
     runId: opts.runId,
     startedAt,
-    finishedAt: now(),
     toolVersion: opts.toolVersion,
-    release: null,
     inventory: inventory.path,
     options: { batch: null, canary: 0, pauseMs: 0, maxFailures: 'n/a', smokeTimeoutMs: opts.smokeTimeoutMs, forceUnlock: opts.forceUnlock, allowDowngrade: false },
-    batches: [record],
-    interrupted,
-    stoppedReason: interrupted ? 'interrupted' : null,
-    nodes: outcomes,
+    budget: 'no budget: every selected node is restored',
+    reportPath: opts.reportPath,
+    ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    each: (n, emit) => restoreOne(opts, restore, n.node, emit),
   });
-  emit({ type: 'run-end', at: report.finishedAt, report });
-  await writeReport(report, opts.reportPath);
   return { report, reportPath: opts.reportPath };
 }
 
@@ -113,4 +88,3 @@ async function restoreOne(opts: RollbackOptions, restore: RollbackNodeFn, node: 
   }
 }
 
-const now = () => new Date().toISOString();

@@ -49,7 +49,7 @@ describe('bash completion of the real program', () => {
 
   it.each([
     ['runc-rollout pl', ['plan']],
-    ['runc-rollout ', ['apply', 'completion', 'help', 'inventory', 'plan', 'release', 'rollback']],
+    ['runc-rollout ', ['apply', 'completion', 'help', 'inventory', 'plan', 'release', 'rollback', 'unstick']],
     ['runc-rollout --cache-dir /tmp pl', ['plan']],
     ['runc-rollout --json r', ['release', 'rollback']],
     ['runc-rollout release ', ['fetch', 'help', 'list']],

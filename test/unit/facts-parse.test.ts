@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FactsParseError, parseDfAvailable, parseFacts, parsePackageOwner } from '../../src/facts/parse.js';
 import { BINARY_NAME_AWK, FACTS_BEGIN, FACTS_END, buildFactsScript } from '../../src/facts/script.js';
+import { SCAN_BEGIN, SCAN_END } from '../../src/facts/stuck-scan.js';
 
 const b = (s: string) => `b:${Buffer.from(s).toString('base64')}`;
 const x = (s: string) => `x:${Buffer.from(s).toString('hex')}`;
@@ -31,7 +32,23 @@ function output(over: Record<string, string | null> = {}, noise = ''): string {
       rec('sysctl_file', '/usr/lib/sysctl.d/50-default.conf', '/usr/lib/sysctl.d/50-default.conf', '7:# fs.pipe-user-pages-soft is fine'),
       rec('sysctl_file', '/etc/sysctl.conf', '/etc/sysctl.conf', ''),
     ].join('\n'),
-    stuck_runc_init: rec('stuck_runc_init', '2'),
+    stuck: [
+      SCAN_BEGIN,
+      'stuck 4242 9000 700 4200 S pipe_write 4242',
+      '@@exe',
+      'lrwxrwxrwx 1 root root 0 Dec  6 03:09 /proc/4242/exe -> /usr/local/sbin/runc (deleted)',
+      '@@sha',
+      `${'b'.repeat(64)}  /proc/4242/exe`,
+      '@@cmdline',
+      '==> /dev/null <==',
+      '',
+      '==> /proc/4242/cmdline <==',
+      'runc\x01init\x01',
+      '==> /proc/4200/cmdline <==',
+      'runc\x01create\x01--bundle\x01/b\x01ctr-1\x01',
+      '',
+      SCAN_END,
+    ].join('\n'),
   };
   const merged = { ...base, ...over };
   const body = Object.values(merged).filter((v): v is string => v !== null);
@@ -51,7 +68,7 @@ describe('parseFacts on captured outputs', () => {
       runc: { exists: true, executable: true, versionLine: 'runc version 1.1.5+ds1', version: '1.1.5+ds1', sha256: '9a87d5bcdd630ec420ec56a6c21b70aa6960edcefe1cf4bb181cee290bdd6b98' },
       packageOwner: 'runc',
       freeBytes: { runcDir: 83274924 * 1024, stateDir: 83274924 * 1024 },
-      stuckRuncInit: 0,
+      stuck: [],
       state: null,
     });
     expect(f.sysctl.live).toBe(16384);
@@ -68,7 +85,9 @@ describe('parseFacts on captured outputs', () => {
     const f = parseFacts(output({}, 'Welcome to node-1!\r\nlast login: yesterday\n'), 'n1');
     expect(f.runc.version).toBe('1.0.0-rc93');
     expect(f.runc.sha256).toBe(SHA);
-    expect(f.stuckRuncInit).toBe(2);
+    expect(f.stuck).toEqual([
+      { pid: 4242, startTicks: 9000, ageSeconds: 700, state: 'S', wchan: 'pipe_write', exe: '/usr/local/sbin/runc (deleted)', current: false, ppid: 4200, parent: 'runc create --bundle /b ctr-1', containerId: 'ctr-1' },
+    ]);
     expect(f.sysctl.live).toBe(65536);
     expect(f.sysctl.files[0]).toEqual({ path: '/etc/sysctl.d/90-rc93.conf', settings: [{ line: 2, value: '65536' }] });
     // a comment mentioning the key is not a setting
@@ -235,7 +254,7 @@ describe('the facts script, run for real by the local sh (read-only)', () => {
     expect(f.freeBytes.runcDir).toBeGreaterThan(0);
     expect(f.freeBytes.stateDir).toBeGreaterThan(0);
     expect(f.sysctl.live).toBe(Number(readFileSync('/proc/sys/fs/pipe-user-pages-soft', 'utf8').trim()));
-    expect(Number.isInteger(f.stuckRuncInit)).toBe(true);
+    expect(Array.isArray(f.stuck)).toBe(true);
     expect(f.arch).not.toBeNull();
   });
 
@@ -269,43 +288,38 @@ describe('the facts script, run for real by the local sh (read-only)', () => {
     expect(run({ runcPath: join(dir, 'missing', 'runc') }).runc).toEqual({ exists: false, executable: false, versionLine: null, version: null, sha256: null });
   });
 
-  // A private pid namespace shows only our decoys, so the count is exact whatever else the machine runs.
-  it.skipIf(process.getuid?.() !== 0)('counts `runc init` processes older than the threshold, by ps and by /proc', () => {
+  // A private pid namespace shows only our decoys, so the list is exact whatever else the machine runs.
+  it.skipIf(process.getuid?.() !== 0)('lists `runc init` processes blocked writing into a pipe for longer than the threshold, and no look-alike', () => {
     const ready = join(dir, 'ready');
     // $0 set by perl: one argument "runc init"
     const decoy = (argv: string) => `perl -e '$0="${argv}"; open(F, ">>", $ARGV[0]); print F "x\\n"; close F; sleep 60' ${ready} &`;
-    // a real runc init's argv, "runc\0init\0": cat blocks opening a FIFO named like the argument
+    // argv "runc\0init\0" blocked writing into a full pipe: yes(1) under that argv, into a sleep that never reads
+    const blocked = (argv0: string, argv1: string) => `bash -c 'exec -a ${argv0} yes ${argv1}' | sleep 60 &`;
+    // the same argv, not blocked on a pipe: cat blocks opening a FIFO named like the argument
     const fifos = join(dir, 'fifos');
     mkdirSync(fifos, { recursive: true });
-    for (const f of ['init', 'initialize']) execFileSync('mkfifo', [join(fifos, f)]);
-    const argvDecoy = (argv0: string, argv1: string) => `(cd ${fifos} && exec bash -c 'exec -a ${argv0} cat ${argv1}') &`;
-    const noPs = (script: string) => {
-      const replaced = script.replace('ps -eo etimes=,args= 2>/dev/null |', 'true |');
-      expect(replaced).not.toBe(script);
-      return replaced;
-    };
-    const count = (script: string, waitSeconds: number) => {
+    execFileSync('mkfifo', [join(fifos, 'init')]);
+    const opening = (argv0: string, argv1: string) => `(cd ${fifos} && exec bash -c 'exec -a ${argv0} cat ${argv1}') &`;
+    const list = (script: string, waitSeconds: number) => {
       const inner = [
         decoy('runc init'),
         decoy('/usr/local/sbin/runc init'),
-        decoy('runc initialize'),
-        decoy('/usr/bin/xrunc init'),
-        argvDecoy('runc', 'init'),
-        argvDecoy('/usr/local/sbin/runc', 'init'),
-        argvDecoy('runc', 'initialize'),
-        `until [ "$(cat ${ready} 2>/dev/null | wc -l)" -ge 4 ]; do sleep 0.1; done`,
+        blocked('runc', 'init'),
+        blocked('/usr/local/sbin/runc', 'init'),
+        blocked('runc', 'initialize'),
+        blocked('/usr/bin/xrunc', 'init'),
+        opening('runc', 'init'),
+        `until [ "$(cat ${ready} 2>/dev/null | wc -l)" -ge 2 ]; do sleep 0.1; done`,
         `sleep ${waitSeconds}`,
         'sh -c "$1"',
       ].join('\n');
       rmSync(ready, { force: true });
       const out = execFileSync('unshare', ['--pid', '--fork', '--mount-proc', 'sh', '-c', inner, 'sh', script], { encoding: 'utf8' });
-      return parseFacts(out, 'local').stuckRuncInit;
+      return parseFacts(out, 'local').stuck.map((p) => `${p.parent === null ? '?' : 'parent'} ${p.wchan}`);
     };
-    // older than 1 s after waiting 2.5 s: the four real-looking ones, not the look-alikes
-    expect(count(buildFactsScript({ stuckAfterSeconds: 1 }), 2.5)).toBe(4);
-    expect(count(noPs(buildFactsScript({ stuckAfterSeconds: 1 })), 2.5)).toBe(4);
+    // older than 1 s after waiting 2.5 s: the two blocked `runc init`, nothing else
+    expect(list(buildFactsScript({ stuckAfterSeconds: 1 }), 2.5)).toEqual([expect.stringMatching(/^parent (anon_)?pipe_write$/), expect.stringMatching(/^parent (anon_)?pipe_write$/)]);
     // none is anywhere near a day old
-    expect(count(buildFactsScript({ stuckAfterSeconds: 86400 }), 0)).toBe(0);
-    expect(count(noPs(buildFactsScript({ stuckAfterSeconds: 86400 })), 0)).toBe(0);
+    expect(list(buildFactsScript({ stuckAfterSeconds: 86400 }), 0)).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { NodePlan, Plan, SysctlPlan } from '../../src/core/types.js';
+import type { StuckRuncInit } from '../../src/core/stuck.js';
 import { renderPlanTable, shortDigest, summaryLine } from '../../src/output/plan-table.js';
 
 const T = `8e1b0a7c${'a'.repeat(56)}`;
@@ -116,5 +117,19 @@ describe('summaryLine', () => {
   it('short digests', () => {
     expect(shortDigest(T)).toBe('8e1b0a7c');
     expect(shortDigest(null)).toBe('?');
+  });
+});
+
+describe('the STUCK column', () => {
+  const stuck = (pid: number, current: boolean): StuckRuncInit => ({ pid, startTicks: pid, ageSeconds: 900, state: 'S', wchan: 'pipe_write', exe: null, current, ppid: 1, parent: null, containerId: null });
+
+  it('appears only when a node has stuck runc init, with how many run another runc', () => {
+    expect(renderPlanTable(plan([node({})]), { colour: false })).not.toContain('STUCK');
+    const text = renderPlanTable(plan([node({ name: 'a', stuck: [stuck(1, true), stuck(2, false)] }), node({ name: 'b' }), node({ name: 'c', stuck: [stuck(3, true)] })]), { colour: false });
+    const rows = text.split('\n');
+    const header = rows.find((l) => l.startsWith('NODE'))!;
+    expect(header).toMatch(/SYSCTL \(live\/boot\)\s+STUCK\s+WARN$/);
+    const cell = (name: string) => rows.find((l) => l.startsWith(`${name} `))!.slice(header.indexOf('STUCK'), header.indexOf('WARN')).trim();
+    expect([cell('a'), cell('b'), cell('c')]).toEqual(['2 (1 old)', '', '1']);
   });
 });

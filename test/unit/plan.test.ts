@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildPlan, pendingChanges, refusedNodes, type PlanNodeInput } from '../../src/core/plan.js';
 import { PlanSchema, parsePlanFile, validatePlan } from '../../src/core/plan-schema.js';
+import type { StuckRuncInit } from '../../src/core/stuck.js';
 import type { NodeFacts, NodeSpec, NodeState, VerifiedRelease } from '../../src/core/types.js';
 import { InputError } from '../../src/errors.js';
 
@@ -45,7 +46,7 @@ function facts(over: FactsOver = {}): NodeFacts {
     packageOwner: null,
     freeBytes: { runcDir: 10 * 1024 ** 3, stateDir: 10 * 1024 ** 3 },
     sysctl: { live: 16384, files: [], names: [] },
-    stuckRuncInit: 0,
+    stuck: [],
     state: null,
     ...rest,
   };
@@ -136,8 +137,14 @@ describe('buildPlan warnings', () => {
       '/usr/bin/runc is a symlink to /usr/sbin/runc: apply replaces the link with the new binary and leaves /usr/sbin/runc as it is',
     ]);
   });
-  it('stuck runc init', () => {
-    expect(warningsOf({ stuckRuncInit: 3 })).toEqual([expect.stringMatching(/^3 "runc init" processes older than 5 minutes/)]);
+  it('stuck runc init: what they are, and what unstick does about them', () => {
+    const p = (pid: number, current: boolean): StuckRuncInit => ({ pid, startTicks: pid, ageSeconds: 900, state: 'S', wchan: 'pipe_write', exe: current ? '/usr/local/sbin/runc' : '/usr/local/sbin/runc (deleted)', current, ppid: 1, parent: null, containerId: null });
+    const [w] = warningsOf({ stuck: [p(11, true), p(12, true), p(13, false)] });
+    expect(w).toMatch(/^3 `runc init` processes older than 5m blocked writing into a pipe \(the rc93 hang\), 1 from another runc than the current one: pid 11 /);
+    expect(w).toMatch(/Raising the sysctl does not free them; `apply --unstick` or `runc-rollout unstick` ends the 1 from another runc; the 2 running the node's current runc are ended by `apply --unstick` only once an upgrade has replaced them/);
+    const n = node1(facts({ stuck: [p(11, true)] }));
+    expect(n.stuck).toEqual([p(11, true)]);
+    expect(node1(null, 'refused').stuck).toEqual([]);
   });
   it('low disk in the runc dir and the state dir', () => {
     expect(warningsOf({ freeBytes: { runcDir: SIZE, stateDir: 2 * SIZE } })).toEqual([expect.stringMatching(/^low disk: 12\.0 MiB free in \/usr\/local\/sbin, want at least 24\.0 MiB/)]);
