@@ -11,13 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildStuckRuncInitScript, buildUnstickScript, parseUnstick } from '../../src/apply/stuck-runc-init.js';
-import { q } from '../../src/core/shell.js';
 import type { StuckRuncInit } from '../../src/core/stuck.js';
 import { parseStuckScan } from '../../src/facts/stuck-scan.js';
 import { fleetUnsupportedReason } from '../harness/fleet.js';
 import { useFleet } from '../harness/fleet/use-fleet.js';
 import { parseProcessCount, processCountCommand } from '../harness/process-count.js';
 import { buildStandIn } from '../harness/standin.js';
+import { aliveInNode, startInNode } from '../harness/stuck-processes.js';
 
 const unsupported = fleetUnsupportedReason();
 if (unsupported) console.warn(`skipping the stuck runc init scan test: ${unsupported}`);
@@ -50,18 +50,7 @@ describe.skipIf(unsupported)('the stuck runc init scan on a node with many proce
     if (r.code !== 0) throw new Error(`${cmd.slice(0, 200)}: exit ${r.code}: ${r.stderr}`);
     return r.stdout;
   };
-  /** Starts a detached command in the node; the pid of the first new process whose command line is `want`. */
-  const start = async (cmd: string, want: string): Promise<number> => {
-    await exec(`setsid sh -c ${q(`exec ${cmd}`)} </dev/null >/dev/null 2>&1 &`);
-    const known = new Set(Object.values(pids).filter(Boolean));
-    for (let i = 0; i < 100; i++) {
-      const out = await exec(`for p in /proc/[0-9]*; do c=$(tr '\\000' ' ' <$p/cmdline 2>/dev/null) && echo "\${p#/proc/} $c"; done`);
-      const line = out.split('\n').find((l) => l.endsWith(` ${want} `) && !known.has(Number(l.split(' ')[0])));
-      if (line) return Number(line.split(' ')[0]);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`${cmd}: no process matching ${want}`);
-  };
+  const start = (cmd: string, want: string) => startInNode(f.fleet, 'busy', cmd, want, Object.values(pids));
   const scan = async (shell: string) => parseStuckScan(await exec(`${shell} ${d}/scan.sh`), newSha);
 
   beforeAll(async () => {
@@ -138,7 +127,7 @@ describe.skipIf(unsupported)('the stuck runc init scan on a node with many proce
     // a pid whose process has another start time than the one scanned: not that process, not touched
     const reused = [{ ...old[0]!, pid: pids.copy, startTicks: 1 }];
     expect(parseUnstick(await exec(buildUnstickScript({ runcPath: RUNC, currentSha256: 'f'.repeat(64), targets: reused })), reused).map((p) => p.outcome)).toEqual(['gone']);
-    const alive = async (pid: number) => (await f.fleet.exec('busy', `test -d /proc/${pid} && ! grep -q '^State:.*Z' /proc/${pid}/status`)).code === 0;
+    const alive = (pid: number) => aliveInNode(f.fleet, 'busy', pid);
     expect(await alive(pids.old)).toBe(false);
     for (const p of [pids.current, pids.copy, pids.sleeping]) expect(await alive(p), String(p)).toBe(true);
     // the copy of the current binary is never even offered: it counts as current
