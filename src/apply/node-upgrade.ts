@@ -36,7 +36,11 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
   // or unless --unstick is to end the stuck runc init it was planned with (they keep it unhealthy until then).
   const stuckHoldsIt = job.unstick === true && (job.plan.stuck?.length ?? 0) > 0;
   const gate = await healthBefore(run, job.node.health, (job.includeUnhealthy ?? false) || stuckHoldsIt, signal);
-  if (gate.skip) return done({ status: 'not-attempted', failedStep: 'health', error: gate.skip });
+  if (gate.skip) {
+    const stuck = job.plan.stuck?.length ?? 0;
+    const hint = stuck ? `; it has ${stuck} stuck runc init process${stuck === 1 ? '' : 'es'} (the rc93 hang), which keep it unhealthy: --unstick ends them after the upgrade` : '';
+    return done({ status: 'not-attempted', failedStep: 'health', error: `${gate.skip}${hint}` });
+  }
   let held = false;
   let taken: { locked: Locked; probe: LockProbe };
   try {

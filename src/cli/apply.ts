@@ -119,8 +119,9 @@ export async function applyAction(ctx: CliContext, planFile: string | undefined,
       ...(flags.controlPlaneLast !== undefined ? { controlPlaneLast: flags.controlPlaneLast } : {}),
       ...(flags.serialBy ? { serialBy: flags.serialBy } : {}),
       includeUnhealthy: flags.includeUnhealthy,
-      unstick: flags.unstick,
-      stuckAfterSeconds: stuckAfterSeconds(flags.stuckAfter),
+      // --resume carries the earlier run's --unstick and --stuck-after unless given again
+      unstick: cmd?.getOptionValueSource('unstick') !== 'cli' && earlier?.options.unstick !== undefined ? earlier.options.unstick : flags.unstick,
+      stuckAfterSeconds: cmd?.getOptionValueSource('stuckAfter') !== 'cli' && earlier?.options.stuckAfterSeconds !== undefined ? earlier.options.stuckAfterSeconds : stuckAfterSeconds(flags.stuckAfter),
       log: ctx.log,
       signal: ctx.signal,
     });
