@@ -1,10 +1,14 @@
 // Stuck `runc init` processes: what counts, which may be ended, the container
 // they belong to, and reading the scan and unstick scripts' output. The
 // scripts themselves run on a real /proc in stuck-scan-proc.test.ts.
-import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { containerIdFrom, describeStuck, endable, unstickRefusal, type StuckRuncInit } from '../../src/core/stuck.js';
 import { describeUnstuck, parseUnstick } from '../../src/apply/stuck-runc-init.js';
-import { SCAN_BEGIN, SCAN_END, parseStuckScan } from '../../src/facts/stuck-scan.js';
+import { SCAN_BEGIN, SCAN_END, parseStuckScan, stuckShellFunctions } from '../../src/facts/stuck-scan.js';
 
 const OLD = 'a'.repeat(64);
 const CUR = 'c'.repeat(64);
@@ -134,5 +138,38 @@ describe('reading what unstick did', () => {
     expect(r[0]).toEqual({ pid: 1, ageSeconds: 600, containerId: 'a', exe: '/usr/local/sbin/runc (deleted)', outcome: 'ended' });
     expect(describeUnstuck(r)).toBe('1 ended (pid 1 container a); 1 already gone (pid 2); 1 left alone (changed since the scan) (pid 3: no longer blocked); 2 STILL RUNNING after SIGKILL (pid 4, pid 5: no answer from the node)');
     expect(describeUnstuck([])).toBe('no stuck `runc init` of another runc to end');
+  });
+});
+
+describe('the pipe-write check where the kernel hides the wchan', () => {
+  // A fake /proc entry: what a kernel without a readable wchan shows (`0`), with the stack or the syscall telling instead.
+  const dir = mkdtempSync(join(tmpdir(), 'rr-fakeproc-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const fake = (pid: number, o: { stack?: string; syscall?: string; fifoFd?: number; state?: string; argv?: string }) => {
+    const p = join(dir, String(pid));
+    mkdirSync(join(p, 'fd'), { recursive: true });
+    writeFileSync(join(p, 'cmdline'), o.argv ?? 'runc\0init\0');
+    writeFileSync(join(p, 'stat'), `${pid} (runc:[2:INIT]) ${o.state ?? 'S'} 4200 ${'0 '.repeat(17)}9000 0 0\n`);
+    writeFileSync(join(p, 'wchan'), '0');
+    if (o.stack !== undefined) writeFileSync(join(p, 'stack'), o.stack);
+    if (o.syscall !== undefined) writeFileSync(join(p, 'syscall'), o.syscall);
+    if (o.fifoFd !== undefined) execFileSync('mkfifo', [join(p, 'fd', String(o.fifoFd))]);
+  };
+  fake(1, { stack: '[<0>] do_select+0x1\n[<0>] pipe_write+0x3e4/0x750\n[<0>] vfs_write+0x400/0x4c0\n' });
+  fake(2, { stack: '', syscall: '1 0x3 0x55 0x2000 0x0 0x0 0x0 0x7ffd 0x7f3d\n', fifoFd: 3 });
+  fake(3, { stack: '', syscall: '1 0x4 0x55 0x2000 0x0 0x0 0x0 0x7ffd 0x7f3d\n' });
+  fake(4, { stack: '', syscall: '0 0x3 0x55 0x2000 0x0 0x0 0x0 0x7ffd 0x7f3d\n', fifoFd: 3 });
+  fake(5, { stack: '', syscall: 'running\n', state: 'R' });
+  fake(6, { argv: 'runc\0initialize\0', stack: '[<0>] pipe_write+0x3e4/0x750\n' });
+  const how = (pid: number) =>
+    execFileSync('dash', ['-c', `set -eu\nrr_proc=${dir}\nrr_ss_wr=1\n${stuckShellFunctions()}if rr_ss_proc ${pid} && rr_ss_blocked ${pid}; then echo "$rr_how $rr_state $rr_ppid $rr_start"; else echo no; fi`], { encoding: 'utf8' }).trim();
+
+  it('sees the blocked write in the kernel stack, or as write(2) on a fd that is a pipe', () => {
+    expect(how(1)).toBe('stack S 4200 9000');
+    expect(how(2)).toBe('syscall S 4200 9000');
+  });
+
+  it('not a pipe, not write(2), running, or not `runc init`: not blocked', () => {
+    expect([3, 4, 5, 6].map(how)).toEqual(['no', 'no', 'no', 'no']);
   });
 });
