@@ -64,7 +64,9 @@ export async function loadAdvisories(o: AdvisoryOptions): Promise<AdvisoryTable>
     for (const p of problems) o.log.warn(`GitHub advisory ${p}`);
     return mergeAdvisories(builtin, entries, `built-in table + ${entries.length} GitHub advisor${entries.length === 1 ? 'y' : 'ies'} of ${o.repo} (${how})`);
   };
-  if (cached && !o.refresh && now.getTime() - Date.parse(cached.fetchedAt) < ADVISORY_REFRESH_MS) {
+  const cachedAgo = cached ? now.getTime() - Date.parse(cached.fetchedAt) : -1;
+  // (a copy "fetched" in the future, a clock set back, is not fresh)
+  if (cached && !o.refresh && cachedAgo >= 0 && cachedAgo < ADVISORY_REFRESH_MS) {
     o.log.debug(`GitHub advisories of ${o.repo} from the cache, fetched ${age(cached)} ago`);
     return use(cached.advisories, `cached ${age(cached)} ago`);
   }
