@@ -41,6 +41,12 @@ export interface FleetNodeSpec {
   hostCertificate?: true;
   /** sshd trusts user certificates signed by the fleet's user CA (Fleet.userCa): TrustedUserCAKeys. */
   trustUserCa?: true;
+  /**
+   * Programs that are BusyBox's applets on this node, as on Alpine hosts
+   * (e.g. ['head', 'dd', 'tail']): /usr/bin/busybox is bind-mounted over each
+   * inside the node (it picks the applet by the name it is run as).
+   */
+  busybox?: string[];
 }
 
 export interface FleetOptions {
