@@ -12,14 +12,26 @@ const INTERRUPTED: Record<InterruptReason, string> = { 'connection-lost': 'conne
 
 /** A step's failure, with what the pipeline needs to decide and report. */
 export class StepFailure extends Error {
+  /** The connection dropped (or the command was cut off) while it ran: its effect on the node is unknown. */
+  readonly outcomeUnknown: boolean;
+  readonly lostConnection: boolean;
+  /** The remote command's result when it ran to a non-zero exit: its output says how far it got. */
+  readonly result: RunResult | undefined;
+
   constructor(
     readonly step: StepName,
     message: string,
-    /** The connection dropped (or the command was cut off) while it ran: its effect on the node is unknown. */
-    readonly outcomeUnknown = false,
-    readonly lostConnection = false,
+    o: { outcomeUnknown?: boolean; lostConnection?: boolean; result?: RunResult } = {},
   ) {
     super(message);
+    this.outcomeUnknown = o.outcomeUnknown ?? false;
+    this.lostConnection = o.lostConnection ?? false;
+    this.result = o.result;
+  }
+
+  /** The same failure, told as step `step`'s. */
+  as(step: StepName): StepFailure {
+    return step === this.step ? this : new StepFailure(step, this.message, this);
   }
 }
 
@@ -95,7 +107,7 @@ export class NodeRun {
     } catch (err) {
       const f = err instanceof StepFailure ? err : new StepFailure(step, errorMessage(err));
       this.finish(step, 'failed', shortDetail(f.message));
-      throw f instanceof StepFailure && f.step === step ? f : new StepFailure(step, f.message, f.outcomeUnknown, f.lostConnection);
+      throw f.as(step);
     }
   }
 
@@ -111,17 +123,15 @@ export class NodeRun {
     } catch (err) {
       if (err instanceof RemoteCommandInterruptedError) {
         const lost = err.reason === 'connection-lost';
-        throw new StepFailure(step, `${what}: ${INTERRUPTED[err.reason]}; outcome on the node unknown (${tailLines(err.message, 3)})`, true, lost);
+        throw new StepFailure(step, `${what}: ${INTERRUPTED[err.reason]}; outcome on the node unknown (${tailLines(err.message, 3)})`, { outcomeUnknown: true, lostConnection: lost });
       }
-      if (err instanceof SshError) throw new StepFailure(step, `${what}: ${err.message}`, false, /connection|closed|gone/i.test(err.message));
+      if (err instanceof SshError) throw new StepFailure(step, `${what}: ${err.message}`, { lostConnection: /connection|closed|gone/i.test(err.message) });
       throw new StepFailure(step, `${what}: ${errorMessage(err)}`);
     }
     if (r.code !== 0) {
       const tail = tailLines(r.stderr, 20).trim();
       const how = r.code === null ? `killed${r.signal ? ` by ${r.signal}` : ''}` : `exit ${r.code}`;
-      const e = new StepFailure(step, `${what} failed (${how})${tail ? `: ${tail}` : ''}`);
-      (e as StepFailure & { result?: RunResult }).result = r;
-      throw e;
+      throw new StepFailure(step, `${what} failed (${how})${tail ? `: ${tail}` : ''}`, { result: r });
     }
     return r;
   }
@@ -143,8 +153,8 @@ export class NodeRun {
       this.smokeReady = true;
       return `create, start, exec, kill, delete passed${customCommand ? ', custom smoke command passed' : ''}`;
     } catch (err) {
-      const r = (err as { result?: RunResult }).result;
-      if (err instanceof StepFailure && r) {
+      const r = err instanceof StepFailure ? err.result : undefined;
+      if (r) {
         const failed = smokeFailedStep(r.stdout) ?? 'unknown';
         const tail = tailLines(r.stderr, 15).trim();
         throw new StepFailure(step, `smoke container with ${runcPath} failed at \`${failed}\`${tail ? `: ${tail}` : ''}`);
