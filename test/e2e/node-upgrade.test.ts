@@ -392,7 +392,9 @@ describe.skipIf(unsupported)('upgradeNode and rollbackNode on the test fleet', (
     expect(outcome.error).toMatch(/site check failed.*ROLLBACK FAILED.*no backup to restore/s);
     expect(outcome.rollback?.ok).toBe(false);
     const cmds = outcome.rollback?.manualCommands.join('\n') ?? '';
-    expect(cmds).toMatch(new RegExp(`${origSha}  \\S+\\.restore' \\| sha256sum -c - && chmod 0755`));
+    expect(cmds).toMatch(new RegExp(`${origSha}  \\S+\\.restore' \\| sha256sum -c - && mv -f `));
+    // the original's owner, mode and capabilities from the backup, after the data
+    expect(cmds).toMatch(/cp --attributes-only --preserve=mode,ownership,xattr \/var\/lib\/runc-rollout\/backups\/\S+ \/usr\/local\/sbin\/\.runc\.runc-rollout\.\S+\.restore/);
     expect(cmds).toMatch(/mv -f \/usr\/local\/sbin\/\.runc\.runc-rollout\.\S+\.restore \/usr\/local\/sbin\/runc/);
     // Never a half-written binary: the runc path holds the verified release, and no temp file.
     expect(await fleet.sha256('rbfail', RUNC)).toBe(sha(bins.exec));
