@@ -167,6 +167,12 @@ export function prepareNode(spec: FleetNodeSpec, l: NodeLayout): string {
     sh('install -D -m 0644', q(`${stage}/containerd.toml`), '/etc/containerd/config.toml');
   }
   if (typeof spec.user === 'object') addUser(spec.user, l, stage, sh);
+  if (spec.fakeSelinux) {
+    sh('mkdir /run/.cgroup && mount --rbind /sys/fs/cgroup /run/.cgroup');
+    sh('mount -t tmpfs -o mode=0755,size=1m tmpfs /sys/fs');
+    sh('mkdir /sys/fs/cgroup /sys/fs/selinux && echo 1 >/sys/fs/selinux/enforce');
+    sh('mount --move /run/.cgroup /sys/fs/cgroup && rmdir /run/.cgroup');
+  }
   // An Alpine-like userland: these names run BusyBox's applets, wherever PATH finds them.
   for (const tool of spec.busybox ?? []) sh(`mount --bind ${BUSYBOX} "$(command -v ${tool})"`);
 
