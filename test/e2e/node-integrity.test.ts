@@ -4,17 +4,15 @@
 // mode and a file capability (with GNU cp, and with BusyBox's cp and stat),
 // a node where an SELinux label cannot be set, and rollback on nodes where
 // someone replaced runc or edited a sysctl file after the apply.
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { NodeOutcome } from '../../src/apply/types.js';
 import { fleetUnsupportedReason, type FleetNodeSpec } from '../harness/fleet.js';
 import { useFleet } from '../harness/fleet/use-fleet.js';
-import { sharedReleaseFixtures, type ReleaseFixtures } from '../harness/release-fixtures.js';
-import { startReleaseServer, type ReleaseServer } from '../harness/release-server.js';
 import { buildStandIn } from '../harness/standin.js';
-import { assertBuilt, fileDigest, latestReport, releaseDigest, runCli, show, type CliEnv } from './apply-cli.js';
+import { fileDigest, latestReport, releaseDigest, runCli, show, type CliEnv } from './apply-cli.js';
+import { useCliFixtures } from './cli-fixtures.js';
 
 const unsupported = fleetUnsupportedReason();
 if (unsupported) console.warn(`skipping the node integrity e2e test: ${unsupported}`);
@@ -23,32 +21,16 @@ const RUNC = '/usr/local/sbin/runc';
 const DROPIN = '/etc/sysctl.d/99-runc-rollout.conf';
 const OLD_CONF = '/etc/sysctl.d/90-pipe.conf';
 const OLD_CONF_TEXT = '# old rc93 workaround\nfs.pipe-user-pages-soft = 65536\n';
-const temps: string[] = [];
-const temp = (p: string) => {
-  const d = mkdtempSync(join(tmpdir(), p));
-  temps.push(d);
-  return d;
-};
-
-let fx: ReleaseFixtures;
-let server: ReleaseServer;
+const cli = useCliFixtures('rr-integrity', unsupported);
 let rc93 = '';
 let pkg = '';
 
-beforeAll(async () => {
+beforeAll(() => {
   if (unsupported) return;
-  assertBuilt();
-  fx = sharedReleaseFixtures();
-  server = await startReleaseServer(fx.dir);
-  const bins = temp('rr-integrity-bins-');
+  const bins = cli.temp('bins');
   rc93 = buildStandIn(join(bins, 'runc-rc93'), { version: '1.0.0-rc93' });
   // what a distribution package upgrade would install over runc after the apply
   pkg = buildStandIn(join(bins, 'runc-pkg'), { version: '1.1.12' });
-});
-
-afterAll(async () => {
-  await server?.stop();
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
 
 const node = (name: string, extra: Partial<FleetNodeSpec> = {}): FleetNodeSpec => ({
@@ -85,8 +67,8 @@ describe.skipIf(unsupported)('apply and rollback on nodes that are not the plain
 
   beforeAll(() => {
     if (unsupported) return;
-    e = { apiUrl: server.url, fixtures: fx, cacheDir: temp('rr-integrity-cache-'), cwd: temp('rr-integrity-cwd-') };
-    target = releaseDigest(fx, 'test/runc', 'v1.2.9');
+    e = cli.env();
+    target = releaseDigest(cli.fx, 'test/runc', 'v1.2.9');
   });
 
   it('a BusyBox userland (its head -c reads ahead): apply and rollback run through the node shell, every step', async () => {
