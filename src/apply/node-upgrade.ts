@@ -86,7 +86,7 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
       else await run.step(step.name, async () => ({ value: undefined, message: await step.run(c) }));
     } catch (err) {
       const f = err instanceof StepFailure ? err.as(step.name) : new StepFailure(step.name, errorMessage(err));
-      return step.failure === 'node-unchanged' ? untouched(c, f) : changeFailed(c, f);
+      return step.failure === 'node-unchanged' || step.unchangedIf?.(f) ? untouched(c, f) : changeFailed(c, f);
     }
     // Before the swap an interruption stops the node cleanly (what was staged is removed); from the swap on it is finished.
     if (step.failure === 'node-unchanged' && signal?.aborted) return untouched(c, new StepFailure(step.name, 'interrupted'));

@@ -55,6 +55,8 @@ export interface PipelineStep {
   readonly run: (c: UpgradeContext) => Promise<string>;
   /** Records itself instead of through NodeRun.step (health gates, which may only warn). */
   readonly recordsItself?: boolean;
+  /** A failure of this step that provably changed nothing (its script refused before it changed anything) means node-unchanged. */
+  readonly unchangedIf?: (f: StepFailure) => boolean;
 }
 
 const atTarget = (c: UpgradeContext) => (c.locked.mode === 'none' ? `already at the target digest ${c.locked.target.sha256.slice(0, 12)}` : null);
@@ -65,7 +67,8 @@ export const UPGRADE_PIPELINE: readonly PipelineStep[] = [
   { name: 'stage', failure: 'node-unchanged', skip: atTarget, run: stage },
   { name: 'staged-smoke', failure: 'node-unchanged', skip: atTarget, run: (c) => c.run.smoke('staged-smoke', 'staged', c.tp.staged, c.facts) },
   { name: 'backup', failure: 'node-unchanged', skip: atTarget, run: backup },
-  { name: 'swap', failure: 'roll-back', skip: atTarget, run: swap },
+  // The swap script refuses (exits before the rename: no `swapped` record) when the target is no longer the file the backup step saw.
+  { name: 'swap', failure: 'roll-back', skip: atTarget, run: swap, unchangedIf: (f) => f.result !== undefined && !parseRecords(f.result.stdout).has('swapped') },
   { name: 'verify', failure: 'roll-back', run: verify },
   {
     name: 'smoke',

@@ -4,7 +4,7 @@
 // stand-ins and their digests; the sysctl part of the plan comes from the
 // node's real facts.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -128,6 +128,7 @@ describe.skipIf(unsupported)('upgradeNode and rollbackNode on the test fleet', (
         { name: 'abort', runc: orig, sysctl },
         { name: 'rbfail', runc: orig, sysctl },
         { name: 'sudo', runc: orig, sysctl, user: { name: 'deploy', sudo: 'nopasswd' } },
+        { name: 'moved', runc: orig, sysctl },
       ],
     });
     const inv = await loadInventory(fleet.inventoryPath, { home: tmp });
@@ -380,6 +381,28 @@ describe.skipIf(unsupported)('upgradeNode and rollbackNode on the test fleet', (
     expect(outcome.error).toMatch(/interrupted\. Node unchanged/);
     expect(await fleet.snapshot('abort')).toEqual(before);
     expect(await leftovers('abort')).toBe('');
+  });
+
+  it('a runc replaced between the backup and the swap is not swapped over: the node is left as it is, reported failed', async () => {
+    const s = await open('moved');
+    const job = await jobFor('moved', 'exec');
+    copyFileSync(bins.wrong, join(fleet.dir, 'runc-meanwhile'));
+    // someone (a package upgrade) renames another runc into place just before our swap runs
+    const hooked: NodeSession = {
+      node: s.node,
+      run: async (script, opts) => {
+        if (script.includes('not swapped')) await fleet.exec('moved', `cp ${join(fleet.dir, 'runc-meanwhile')} ${RUNC}.new && mv ${RUNC}.new ${RUNC}`);
+        return s.run(script, opts);
+      },
+      close: () => s.close(),
+    };
+    const outcome = await upgradeNode(hooked, job, () => {});
+    expect(outcome.status, why(outcome)).toBe('failed');
+    expect(outcome.failedStep).toBe('swap');
+    expect(outcome.error).toMatch(/runc at \/usr\/local\/sbin\/runc changed since the backup: sha256 \w{64}, expected \w{64}; not swapped.*Node unchanged/s);
+    expect(outcome.rollback).toBeNull();
+    expect(await fleet.sha256('moved', RUNC)).toBe(sha(bins.wrong));
+    expect(await leftovers('moved')).toBe('');
   });
 
   it('a rollback that cannot restore says so loudly, leaves the verified release in place and lists the manual commands', async () => {
