@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DRIVER_SCRIPT, framedScript } from '../../src/ssh/shell-driver.js';
+import { DRIVER_SCRIPT, framedScript } from '../../src/ssh/shell-loop.js';
 import { parseProcessCount, processCountCommand } from '../harness/process-count.js';
 
 const BUSYBOX = '/usr/bin/busybox';
