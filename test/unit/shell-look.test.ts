@@ -20,8 +20,12 @@ function loopDir(files: Record<string, string>): string {
   return d;
 }
 
+/** Waits until a process runs `cmdline` (the look must find it running, not before it starts). */
 const started = async (cmdline: string) => {
-  for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', cmdline]).status !== 0; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; spawnSync('pgrep', ['-f', cmdline]).status !== 0; i++) {
+    if (i > 1000) throw new Error(`${cmdline} did not start`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 };
 const look = (dir: string, id: number, waitSec = 5) => parseShellLook(spawnSync('sh', ['-c', buildShellLookScript(dir, id, waitSec)]).stdout);
 
