@@ -31,7 +31,8 @@ rr_r=
 read -r rr_r <"$D/run" 2>/dev/null || :
 if [ "$rr_r" != ${id} ]; then rm -rf "$D"; echo '@@rrl not-started'; exit 0; fi
 rr_n=0
-while grep -l -- ${q(running)} /proc/[0-9]*/cmdline >/dev/null 2>&1; do
+# -q: a match is status 0 even when a process listed by the glob is gone by the time grep reads it
+while grep -qs -- ${q(running)} /proc/[0-9]*/cmdline; do
   rr_n=$((rr_n + 1))
   [ "$rr_n" -le ${Math.max(1, Math.ceil(waitSec))} ] || { echo '@@rrl unknown still-running'; exit 0; }
   sleep 1
