@@ -80,14 +80,17 @@ export class RemoteCommandError extends RolloutError {
   }
 }
 
+export type InterruptReason = 'timeout' | 'aborted' | 'connection-lost' | 'shell-lost';
+
 /**
  * A remote command whose outcome is unknown: it timed out, was aborted, or the
  * connection dropped while it ran. The channel was closed; the process on the
  * node may still be running or may have finished.
  */
 export class RemoteCommandInterruptedError extends RemoteCommandError {
-  readonly reason: 'timeout' | 'aborted' | 'connection-lost';
-  constructor(node: string, command: string, reason: 'timeout' | 'aborted' | 'connection-lost', detail: string, stderr = '') {
+  /** `shell-lost`: the node's shell loop died under the command on a live connection (ssh/shell-look.ts). */
+  readonly reason: InterruptReason;
+  constructor(node: string, command: string, reason: InterruptReason, detail: string, stderr = '') {
     super(node, command, null, null, stderr);
     this.reason = reason;
     this.message = `${node}: ${detail}: ${summarizeCommand(command)}${this.stderrTail ? `\n${indent(this.stderrTail)}` : ''}`;

@@ -199,6 +199,8 @@ export async function apply(opts: ApplyOptions): Promise<RunReport> {
 export interface RollbackOptions extends CommonOptions {
   smokeTimeoutMs?: number;
   forceUnlock?: boolean;
+  /** Also replace a runc or sysctl file that changed since the apply (CLI --overwrite-changed). */
+  overwriteChanged?: boolean;
   reportPath?: string;
   cwd?: string;
   confirm: (nodes: string[]) => boolean | Promise<boolean>;
@@ -216,6 +218,7 @@ export async function rollback(opts: RollbackOptions): Promise<RunReport> {
     ...(opts.parallel ? { parallel: opts.parallel } : {}),
     smokeTimeoutMs: opts.smokeTimeoutMs ?? 60_000,
     forceUnlock: opts.forceUnlock ?? false,
+    overwriteChanged: opts.overwriteChanged ?? false,
     lockOwner: `runc-rollout library@${hostname()}`,
     runId,
     toolVersion: toolVersion(),

@@ -6,7 +6,7 @@ import { errorMessage } from '../errors.js';
 import type { NodeSpec } from '../core/types.js';
 import type { NodeSession } from '../ssh/transport.js';
 import { buildLockScript, describeLock, parseLockProbe, type LockProbe } from './node-lock.js';
-import { releaseUnchanged, rollBackToRecord } from './node-recovery.js';
+import { overwriteCommand, releaseUnchanged, rollBackToRecord } from './node-recovery.js';
 import { NodeRun, StepFailure } from './node-run.js';
 import { parseNodeState } from './node-state.js';
 import { buildReadBinaryScript, tempPaths } from './remote-scripts.js';
@@ -18,6 +18,10 @@ export interface RollbackNodeOptions {
   smokeTimeoutMs: number;
   lockOwner: string;
   forceUnlock: boolean;
+  /** Restore even a runc or sysctl file changed since the apply (someone else's): rollback --overwrite-changed. */
+  overwriteChanged?: boolean;
+  /** The inventory as given, for the --overwrite-changed command in the report. */
+  inventoryPath?: string;
 }
 
 export async function rollbackNode(session: NodeSession, node: NodeSpec, emit: (e: NodeEvent) => void, opts: RollbackNodeOptions): Promise<NodeOutcome> {
@@ -84,10 +88,21 @@ export async function rollbackNode(session: NodeSession, node: NodeSpec, emit: (
   }
 
   const tp = tempPaths(state.runcPath, opts.runId);
-  const rb = await rollBackToRecord(run, state, tp.restore, [], { hasLib64: probe.hasLib64, hasGzip: probe.hasGzip }, node.smokeCommand, tp.prefix);
+  // The restore renames nothing over a runc that is neither the record's target nor its original (nor a sysctl file changed since).
+  const rb = await rollBackToRecord(run, state, tp.restore, [], {
+    facts: { hasLib64: probe.hasLib64, hasGzip: probe.hasGzip },
+    customCommand: node.smokeCommand,
+    cleanPrefix: tp.prefix,
+    overwriteChanged: opts.overwriteChanged ?? false,
+    overwriteCommand: overwriteCommand(node.name, opts.inventoryPath),
+  });
   const rollback = { ok: rb.ok, smokeOk: rb.smokeOk, error: rb.error, manualCommands: rb.manualCommands };
   if (!rb.ok) {
     return done({ status: rb.lost ? 'unknown' : 'failed', failedStep: 'rollback', rollback, error: `rollback: ${rb.error ?? 'failed'}. Finish by hand with rollback.manualCommands.` });
+  }
+  if (rb.leftAlone) {
+    const to = rb.binaryLeftAlone ? null : { version: state.original.version, sha256: state.original.sha256 };
+    return done({ status: 'failed', failedStep: 'rollback', to, rollback, error: `rollback: ${rb.summary}; ${rb.leftAlone}.` });
   }
   return done({
     status: rb.smokeOk ? 'rolled-back' : 'failed',

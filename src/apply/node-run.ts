@@ -2,10 +2,13 @@
 // runs whose failures are classified (failed vs outcome unknown), and the smoke
 // container runner.
 import { gzipSync } from 'node:zlib';
-import { RemoteCommandInterruptedError, SshError, errorMessage, tailLines } from '../errors.js';
+import { RemoteCommandInterruptedError, SshError, errorMessage, tailLines, type InterruptReason } from '../errors.js';
 import type { NodeSession, RunOptions, RunResult } from '../ssh/transport.js';
 import type { NodeEvent, StepName, StepRecord } from './types.js';
 import { buildSmokeConfig, buildSmokeScript, smokeFailedStep, smokePaths, type SmokeLabel } from './smoke.js';
+
+/** How an interrupted command reads in a step's message (the connection is gone only for `connection-lost`). */
+const INTERRUPTED: Record<InterruptReason, string> = { 'connection-lost': 'connection lost', timeout: 'timed out', aborted: 'aborted', 'shell-lost': "the node's shell ended under it" };
 
 /** A step's failure, with what the pipeline needs to decide and report. */
 export class StepFailure extends Error {
@@ -120,7 +123,7 @@ export class NodeRun {
     } catch (err) {
       if (err instanceof RemoteCommandInterruptedError) {
         const lost = err.reason === 'connection-lost';
-        throw new StepFailure(step, `${what}: ${lost ? 'connection lost' : err.reason === 'timeout' ? 'timed out' : 'aborted'}; outcome on the node unknown (${tailLines(err.message, 3)})`, { outcomeUnknown: true, lostConnection: lost });
+        throw new StepFailure(step, `${what}: ${INTERRUPTED[err.reason]}; outcome on the node unknown (${tailLines(err.message, 3)})`, { outcomeUnknown: true, lostConnection: lost });
       }
       if (err instanceof SshError) throw new StepFailure(step, `${what}: ${err.message}`, { lostConnection: /connection|closed|gone/i.test(err.message) });
       throw new StepFailure(step, `${what}: ${errorMessage(err)}`);

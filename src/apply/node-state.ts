@@ -4,8 +4,10 @@
 // an original binary (with its sysctl values) to a target; a rerun continuing
 // that change keeps the record, so the original's backup and the sysctl values
 // before the change are never replaced by values the change itself produced.
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { STATE_DIR, type NodeState } from '../core/types.js';
+import { STATE_DIR, type NodeState, type SysctlFileRecord } from '../core/types.js';
+import { dropinContent } from './sysctl-scripts.js';
 import { runToken } from './run-token.js';
 
 const sha = z.string().regex(/^[0-9a-f]{64}$/);
@@ -15,11 +17,13 @@ const stateSchema = z.object({
   updatedAt: z.string(),
   runcPath: z.string().startsWith('/'),
   phase: z.enum(['staged', 'backed-up', 'swapped', 'sysctl-applied', 'done', 'rolled-back']),
-  original: z.object({ version: z.string().nullable(), sha256: sha, backupPath: z.string() }),
+  original: z.object({ version: z.string().nullable(), sha256: sha, backupPath: z.string(), metadata: z.literal('backup').optional() }),
   target: z.object({ version: z.string(), sha256: sha }),
   sysctl: z.object({
     liveBefore: z.number().int().nullable(),
-    files: z.array(z.object({ path: z.string().startsWith('/'), backupPath: z.string().startsWith('/').nullable() })),
+    files: z.array(
+      z.object({ path: z.string().startsWith('/'), backupPath: z.string().startsWith('/').nullable(), written: sha.optional(), commented: z.literal(true).optional() }),
+    ),
   }),
 });
 
@@ -118,7 +122,8 @@ export function recordAtBackup(args: {
     updatedAt: args.now.toISOString(),
     runcPath: args.realPath,
     phase: 'backed-up',
-    original: { version: args.current.version, sha256: args.current.sha256, backupPath: args.backupPath },
+    // the backup step gives the backup the original's owner, mode, capabilities and label
+    original: { version: args.current.version, sha256: args.current.sha256, backupPath: args.backupPath, metadata: 'backup' },
     target: args.target,
     sysctl: keep ? keep.sysctl : { liveBefore: args.liveBefore, files: [] },
   };
@@ -170,20 +175,29 @@ export function planSysctlChange(args: {
   now: Date;
   stateDir?: string;
 }): SysctlChange {
-  const files = [...args.state.sysctl.files];
-  const known = new Set(files.map((f) => f.path));
+  // What this run leaves in each file is recorded with it (written / commented): a rollback restores only files still so.
+  const files: SysctlFileRecord[] = args.state.sysctl.files.map((f) => ({ ...f }));
+  const known = new Map(files.map((f) => [f.path, f]));
   let n = files.length;
   const commentOut = args.commentOut.map((c) => {
-    if (known.has(c.path)) return { ...c, backupPath: null };
+    const had = known.get(c.path);
+    if (had) {
+      had.commented = true;
+      return { ...c, backupPath: null };
+    }
     const backupPath = sysctlBackupPath(args.runId, n++, c.path, args.stateDir);
-    files.push({ path: c.path, backupPath });
-    known.add(c.path);
+    const f: SysctlFileRecord = { path: c.path, backupPath, commented: true };
+    files.push(f);
+    known.set(c.path, f);
     return { ...c, backupPath };
   });
   let dropinBackup: string | null = null;
-  if (!known.has(args.dropin)) {
+  const written = createHash('sha256').update(dropinContent(args.runId)).digest('hex');
+  const dropin = known.get(args.dropin);
+  if (dropin) dropin.written = written;
+  else {
     dropinBackup = args.dropinExists ? sysctlBackupPath(args.runId, n++, args.dropin, args.stateDir) : null;
-    files.push({ path: args.dropin, backupPath: dropinBackup });
+    files.push({ path: args.dropin, backupPath: dropinBackup, written });
   }
   return {
     commentOut,

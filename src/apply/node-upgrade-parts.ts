@@ -4,7 +4,7 @@
 import type { NodeState } from '../core/types.js';
 import { parseVersionLine } from '../core/version.js';
 import type { LockProbe } from './node-lock.js';
-import { rollBackToRecord } from './node-recovery.js';
+import { overwriteCommand, rollBackToRecord } from './node-recovery.js';
 import type { NodeRun, RunFacts, StepFailure } from './node-run.js';
 import { manualRestoreCommands, restorePlanFromState } from './restore-scripts.js';
 import type { tempPaths } from './remote-scripts.js';
@@ -93,7 +93,7 @@ export async function finishChange(
       rollback: { ok: false, smokeOk: null, error: 'not attempted: connection lost', manualCommands: manualRestoreCommands(plan) },
     };
   }
-  const rb = await rollBackToRecord(run, record, tp.restore, [tp.staged], facts, job.node.smokeCommand, tp.prefix);
+  const rb = await rollBackToRecord(run, record, tp.restore, [tp.staged], { facts, customCommand: job.node.smokeCommand, cleanPrefix: tp.prefix, overwriteCommand: overwriteCommand(job.node.name) });
   const rollback = { ok: rb.ok, smokeOk: rb.smokeOk, error: rb.error, manualCommands: rb.manualCommands };
   if (!rb.ok) {
     return {
@@ -103,6 +103,10 @@ export async function finishChange(
       rollback,
       error: `${f.step}: ${f.message}. ROLLBACK FAILED: ${rb.error ?? 'unknown'}. ${either}; finish by hand with rollback.manualCommands, or run \`runc-rollout rollback\`.`,
     };
+  }
+  if (rb.leftAlone) {
+    // Someone changed the node since this run did: not ours to overwrite (rollback --overwrite-changed is).
+    return { ...base, status: 'failed', to: !rb.binaryLeftAlone ? { version: record.original.version, sha256: record.original.sha256 } : null, rollback, error: `${f.step}: ${f.message}. Rollback ${rb.summary}; ${rb.leftAlone}.` };
   }
   const notOurs = record.original.backupPath === '' && record.original.sha256 === locked.sha256;
   const smokeNote = rb.smokeOk ? 'the restored runc passed the smoke test' : `WARNING: ${rb.error}`;

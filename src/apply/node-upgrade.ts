@@ -97,7 +97,7 @@ async function pipeline(run: NodeRun, job: NodeJob, out: NodeOutcome, signal?: A
         kept = f;
         break;
       }
-      return step.failure === 'node-unchanged' ? untouched(c, f) : changeFailed(c, f);
+      return step.failure === 'node-unchanged' || step.unchangedIf?.(f) ? untouched(c, f) : changeFailed(c, f);
     }
     // Before the swap an interruption stops the node cleanly (what was staged is removed); from the swap on it is finished.
     if (step.failure === 'node-unchanged' && signal?.aborted) return untouched(c, new StepFailure(step.name, 'interrupted'));

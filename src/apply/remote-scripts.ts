@@ -5,7 +5,7 @@ import { posix } from 'node:path';
 import { q } from '../core/shell.js';
 import { STATE_DIR } from '../core/types.js';
 import { runToken } from './run-token.js';
-import { prelude, writeStateFromStdin } from './script-common.js';
+import { META_COPY, VERSION_LINE, prelude, writeStateFromStdin } from './script-common.js';
 import { backupDir } from './node-state.js';
 
 /** Backups kept besides the ones a record needs. */
@@ -19,67 +19,42 @@ export function tempPaths(realPath: string, runId: string) {
   return { dir, prefix, staged: `${prefix}${token}.new`, restore: `${prefix}${token}.restore` };
 }
 
-/** Upload: stdin -> staged file, fsync'd. A short write (disk full) leaves nothing behind. */
-export function buildUploadScript(realPath: string, staged: string, gzip = false): string {
-  return `${prelude()}
-${uploadBody(realPath, staged, gzip)}`;
-}
-
-/** Digest, mode, SELinux label and `--version` of the staged file. A wrong digest removes it. */
-export function buildStageCheckScript(staged: string, sha256: string, realPath?: string): string {
-  return `${prelude()}
-RR_S=${q(staged)}
-${checkBody(sha256, realPath)}`;
-}
-
 /**
- * Upload and check in one round trip: what the node wrote is checked against
- * the release digest before anything else may use it. With `gzip` stdin is
- * the gzip'd binary (compressed once per release on the controller) and the
- * node inflates it; the digest is still that of the inflated file.
+ * Stage in one round trip: stdin (the binary, or with `gzip` the binary
+ * gzip'd once per release on the controller, inflated here) to the staged
+ * file, checked against the release digest before anything else may use it;
+ * then the replaced file's owner, group, mode, capabilities and label
+ * (rr_meta), fsync, and its `--version`. A wrong digest or a short write
+ * leaves nothing behind.
  */
 export function buildStageScript(o: { realPath: string; staged: string; sha256: string; gzip: boolean }): string {
-  return `${prelude()}
-${uploadBody(o.realPath, o.staged, o.gzip)}${checkBody(o.sha256, o.realPath)}`;
-}
-
-function uploadBody(realPath: string, staged: string, gzip: boolean): string {
-  const dir = posix.dirname(realPath);
-  // A gzip error must name itself, not surface later as a wrong digest; dd's status is the pipeline's.
-  const write = gzip
-    ? `{ gzip -dc || echo "$?" >"$RR_S.gzrc"; } | dd of="$RR_S" bs=1M conv=fsync status=none`
-    : `dd of="$RR_S" bs=1M conv=fsync status=none`;
-  return `RR_S=${q(staged)}
+  const dir = posix.dirname(o.realPath);
+  // gzip writes the file itself: its own exit status and error, no pipe into dd
+  const write = o.gzip ? `gzip -dc >"$RR_S"` : `dd of="$RR_S" bs=1M status=none`;
+  const what = o.gzip ? "gzip's error above: a corrupt stream, disk full" : "dd's error above: disk full, read-only filesystem";
+  return `${prelude()}${META_COPY}${VERSION_LINE}RR_S=${q(o.staged)}
+RR_T=${q(o.realPath)}
 [ -d ${q(dir)} ] || rr_die ${q(`directory ${dir} does not exist`)}
-rm -f "$RR_S" "$RR_S.gzrc"
 umask 077
 if ! ${write}; then
-  rm -f "$RR_S" "$RR_S.gzrc"
-  df -Pk ${q(dir)} >&2 || :
-  rr_die "writing $RR_S failed (dd's error above: disk full, read-only filesystem?); the partial file was removed"
-fi
-${gzip ? `if [ -e "$RR_S.gzrc" ]; then
-  rm -f "$RR_S" "$RR_S.gzrc"
-  rr_die "gzip -dc failed inflating the upload (its error above); the partial file was removed"
-fi
-` : ''}umask 022
-rr_put uploaded
-`;
-}
-
-function checkBody(sha256: string, realPath?: string): string {
-  // Where SELinux labels runc (container_runtime_exec_t), a new file would get its folder's default label.
-  const label = realPath ? `if command -v chcon >/dev/null 2>&1; then chcon --reference=${q(realPath)} "$RR_S" 2>/dev/null || :; fi
-` : '';
-  return `[ -f "$RR_S" ] || rr_die "staged file $RR_S is missing"
-RR_GOT=$(rr_sha "$RR_S")
-if [ "$RR_GOT" != ${q(sha256)} ]; then
   rm -f "$RR_S"
-  rr_die "staged file has sha256 $RR_GOT, expected "${q(sha256)}"; removed"
+  df -Pk ${q(dir)} >&2 || :
+  rr_die "writing $RR_S failed (${what}?); the partial file was removed"
 fi
-chmod 0755 "$RR_S"
-${label}rr_put sha "$RR_GOT"
-rr_puthex version "$(timeout -k 2 20 "$RR_S" --version </dev/null 2>&1 | head -n 1 || :)"
+umask 022
+rr_put uploaded
+rr_dig "$RR_S"
+if [ "$RR_DIG" != ${q(o.sha256)} ]; then
+  rm -f "$RR_S"
+  rr_die "staged file has sha256 $RR_DIG, expected "${q(o.sha256)}"; removed"
+fi
+# Where SELinux labels runc (container_runtime_exec_t), a new file would get its folder's default label.
+rr_meta "$RR_T" "$RR_S" || { rm -f "$RR_S"; rr_die "could not give $RR_S the owner, mode, capabilities and label of $RR_T (error above); removed"; }
+# data and metadata on disk before the swap renames it over the target
+sync -- "$RR_S"
+rr_put sha "$RR_DIG"
+rr_version "$RR_S"
+rr_putline vline "$RR_VER"
 `;
 }
 
@@ -94,62 +69,82 @@ export interface BackupScriptOptions {
   stateDir?: string;
 }
 
-/** Backup (or reuse of a verified one), rotation, then state.json from stdin. */
+/**
+ * Backup (or reuse of a verified one) carrying the original's owner, mode,
+ * capabilities and label (a rollback takes them from it), rotation, then
+ * state.json from stdin; one sync makes the backup and both renames durable.
+ */
 export function buildBackupScript(o: BackupScriptOptions): string {
   const dir = backupDir(o.stateDir ?? STATE_DIR);
   const tmp = `${dir}/.tmp.${runToken(o.runId)}`;
+  const keep = o.reuse ?? (o.create as string);
   const make = o.reuse
-    ? `[ "$(rr_sha ${q(o.reuse)})" = "$RR_CUR" ] || rr_die ${q(`backup ${o.reuse} no longer matches the current binary`)}
-rr_puthex backup-reused ${q(o.reuse)}
+    ? `rr_dig ${q(o.reuse)}
+[ "$RR_DIG" = "$RR_CUR" ] || rr_die ${q(`backup ${o.reuse} no longer matches the current binary`)}
+rr_meta "$RR_T" ${q(o.reuse)} || rr_die ${q(`could not give backup ${o.reuse} the owner, mode, capabilities and label of ${o.realPath} (error above)`)}
+rr_put backup-reused
 `
-    : `rm -f ${q(tmp)}
-if ! dd if="$RR_T" of=${q(tmp)} bs=1M conv=fsync status=none; then
+    : `if ! dd if="$RR_T" of=${q(tmp)} bs=1M status=none; then
   rm -f ${q(tmp)}
   rr_die "copying $RR_T to $RR_BK failed (dd's error above: disk full?); the partial copy was removed"
 fi
-chmod 0755 ${q(tmp)}
-[ "$(rr_sha ${q(tmp)})" = "$RR_CUR" ] || { rm -f ${q(tmp)}; rr_die 'backup copy does not match the current binary'; }
-mv -f ${q(tmp)} ${q(o.create ?? '')}
-rr_puthex backup-created ${q(o.create ?? '')}
+rr_meta "$RR_T" ${q(tmp)} || { rm -f ${q(tmp)}; rr_die "could not give the backup the owner, mode, capabilities and label of $RR_T (error above)"; }
+rr_dig ${q(tmp)}
+[ "$RR_DIG" = "$RR_CUR" ] || { rm -f ${q(tmp)}; rr_die 'backup copy does not match the current binary'; }
+mv -f ${q(tmp)} ${q(keep)}
+rr_put backup-created
 `;
   const protect = o.protect.map((p) => `"$RR_BK/$rr_n" = ${q(p)}`).join(' ] || [ ');
-  return `${prelude()}
-RR_T=${q(o.realPath)}
+  return `${prelude()}${META_COPY}RR_T=${q(o.realPath)}
 RR_CUR=${q(o.currentSha256)}
 RR_BK=${q(dir)}
-RR_GOT=$(rr_sha "$RR_T")
-[ "$RR_GOT" = "$RR_CUR" ] || rr_die "runc at $RR_T changed since the lock step: sha256 $RR_GOT, expected $RR_CUR"
-mkdir -p "$RR_BK"
-chmod 0700 "$RR_BK"
-${make}RR_I=0
-for rr_n in $(ls -1t "$RR_BK" | grep -E '^runc-[A-Za-z0-9.+~_-]+$' || :); do
-  RR_I=$((RR_I + 1))
-  [ "$RR_I" -gt ${KEEP_BACKUPS} ] || continue
-  ${protect ? `if [ ${protect} ]; then continue; fi\n  ` : ''}rm -f "$RR_BK/$rr_n"
-  rr_puthex rotated "$RR_BK/$rr_n"
-done
-${writeStateFromStdin(o.stateDir)}`;
+rr_dig "$RR_T"
+[ "$RR_DIG" = "$RR_CUR" ] || rr_die "runc at $RR_T changed since the lock step: sha256 $RR_DIG, expected $RR_CUR"
+# backups are root's alone: a setuid or capable copy must not be reachable
+[ -d "$RR_BK" ] || { mkdir -p "$RR_BK" && chmod 0700 "$RR_BK"; }
+${make}set -- "$RR_BK"/runc-*
+# rotation reads the folder only when there is something to rotate
+if [ $# -gt ${KEEP_BACKUPS} ]; then
+  RR_I=0
+  for rr_n in $(ls -1t "$RR_BK" | grep -E '^runc-[A-Za-z0-9.+~_-]+$' || :); do
+    RR_I=$((RR_I + 1))
+    [ "$RR_I" -gt ${KEEP_BACKUPS} ] || continue
+    ${protect ? `if [ ${protect} ]; then continue; fi
+    ` : ''}rm -f "$RR_BK/$rr_n"
+    rr_puthex rotated "$RR_BK/$rr_n"
+  done
+fi
+${writeStateFromStdin(o.stateDir, [keep, dir])}`;
 }
 
-/** Re-checks the staged digest, renames it over the target, records it, and reads back digest and version. */
-export function buildSwapScript(o: { staged: string; realPath: string; sha256: string; stateDir?: string }): string {
-  return `${prelude()}
-RR_S=${q(o.staged)}
+/**
+ * Re-checks the staged digest and that the target is still the file the
+ * backup step saw, renames, records it (one sync for both directories), and
+ * reads back digest and version.
+ */
+export function buildSwapScript(o: { staged: string; realPath: string; sha256: string; currentSha256: string; stateDir?: string }): string {
+  return `${prelude()}${VERSION_LINE}RR_S=${q(o.staged)}
 RR_T=${q(o.realPath)}
 [ -x "$RR_S" ] || rr_die "staged file $RR_S is missing or not executable; not swapped"
-[ "$(rr_sha "$RR_S")" = ${q(o.sha256)} ] || rr_die "staged file no longer has the release digest; not swapped"
+rr_dig "$RR_S"
+[ "$RR_DIG" = ${q(o.sha256)} ] || rr_die "staged file no longer has the release digest; not swapped"
+rr_dig "$RR_T"
+[ "$RR_DIG" = ${q(o.currentSha256)} ] || rr_die "runc at $RR_T changed since the backup: sha256 $RR_DIG, expected ${o.currentSha256}; not swapped"
 mv -f "$RR_S" "$RR_T"
 rr_put swapped
-${writeStateFromStdin(o.stateDir)}rr_put sha "$(rr_sha "$RR_T")"
-rr_puthex version "$(timeout -k 2 20 "$RR_T" --version </dev/null 2>&1 | head -n 1 || :)"
+${writeStateFromStdin(o.stateDir, [posix.dirname(o.realPath)])}rr_dig "$RR_T"
+rr_put sha "$RR_DIG"
+rr_version "$RR_T"
+rr_putline vline "$RR_VER"
 `;
 }
 
-/** Digest and version of the target (verify step for a node already at the target). */
+/** Digest and version of the target (rollback's report of what the node runs). */
 export function buildReadBinaryScript(realPath: string): string {
-  return `${prelude()}
-RR_T=${q(realPath)}
-rr_put sha "$(rr_sha "$RR_T")"
-rr_puthex version "$(timeout -k 2 20 "$RR_T" --version </dev/null 2>&1 | head -n 1 || :)"
+  return `${prelude()}${VERSION_LINE}RR_T=${q(realPath)}
+rr_dig "$RR_T"
+rr_put sha "$RR_DIG"
+rr_version "$RR_T"
+rr_putline vline "$RR_VER"
 `;
 }

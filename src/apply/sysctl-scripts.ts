@@ -4,7 +4,7 @@
 import { posix } from 'node:path';
 import { q } from '../core/shell.js';
 import { SYSCTL_DROPIN, SYSCTL_KEY, SYSCTL_TARGET } from '../core/types.js';
-import { prelude, writeStateFromStdin } from './script-common.js';
+import { prelude, syncPaths, writeStateFromStdin } from './script-common.js';
 
 export const PROC_KEY = `/proc/sys/${SYSCTL_KEY.replace(/\./g, '/')}`;
 /** Prefix of a line we commented out; no `/`, `&`, `\` or `|`: it goes into a sed replacement. */
@@ -31,6 +31,11 @@ fi
 `;
 }
 
+/** The drop-in a run writes (state.json records its digest: a rollback removes only this exact file). */
+export function dropinContent(runId: string, target = SYSCTL_TARGET): string {
+  return `# Written by runc-rollout (run ${runId.replace(/[\r\n]/g, ' ')}). runc 1.0.0-rc93 hangs when pipes shrink;\n# keep ${SYSCTL_KEY} at the kernel default.\n${SYSCTL_KEY} = ${target}\n`;
+}
+
 /**
  * Backups first, then state.json (stdin) naming them, then the drop-in, the
  * commented-out lines and the live value. Lines are re-checked before they are
@@ -40,6 +45,7 @@ export function buildSysctlApplyScript(o: SysctlApplyOptions): string {
   const target = o.target ?? SYSCTL_TARGET;
   const dropin = o.dropin ?? SYSCTL_DROPIN;
   const procKey = o.procKey ?? PROC_KEY;
+  const backupPaths = [...o.commentOut.flatMap((c) => (c.backupPath ? [c.backupPath] : [])), ...(o.dropinBackup ? [o.dropinBackup] : [])];
   const backups = [
     ...o.commentOut.filter((c) => c.backupPath).map((c) => backupFile(c.path, c.backupPath as string)),
     ...(o.dropinBackup ? [backupFile(dropin, o.dropinBackup)] : []),
@@ -63,22 +69,24 @@ RR_SED=
 ${checks}if [ -n "$RR_SED" ]; then
   cp -p "$RR_F" "$RR_F.runc-rollout.tmp"
   sed -e "$RR_SED" "$RR_F" >"$RR_F.runc-rollout.tmp" || { rm -f "$RR_F.runc-rollout.tmp"; rr_die "could not edit $RR_F"; }
+  sync -- "$RR_F.runc-rollout.tmp"
   mv -f "$RR_F.runc-rollout.tmp" "$RR_F" || { rm -f "$RR_F.runc-rollout.tmp"; rr_die "could not replace $RR_F"; }
   rr_puthex commented "$RR_F"
 fi
 `;
     })
     .join('');
-  const content = `# Written by runc-rollout (run ${o.runId.replace(/[\r\n]/g, ' ')}). runc 1.0.0-rc93 hangs when pipes shrink;\n# keep ${SYSCTL_KEY} at the kernel default.\n${SYSCTL_KEY} = ${target}\n`;
+  const content = dropinContent(o.runId, target);
   return `${prelude()}
 # the sed program is built from line numbers and this fixed marker only
 RR_MARK=${q(COMMENT_MARKER)}
-${backups}${writeStateFromStdin(o.stateDir)}mkdir -p ${q(posix.dirname(dropin))}
+${backups}${writeStateFromStdin(o.stateDir, backupPaths.flatMap((b) => [b, posix.dirname(b)]))}mkdir -p ${q(posix.dirname(dropin))}
 printf '%s' ${q(content)} >${q(`${dropin}.runc-rollout.tmp`)}
 chmod 0644 ${q(`${dropin}.runc-rollout.tmp`)}
+sync -- ${q(`${dropin}.runc-rollout.tmp`)}
 mv -f ${q(`${dropin}.runc-rollout.tmp`)} ${q(dropin)}
 rr_put dropin-written
-${edits}if ! printf '%s\\n' ${target} 2>/dev/null >${q(procKey)}; then
+${edits}${syncPaths([...new Set([posix.dirname(dropin), ...o.commentOut.map((c) => posix.dirname(c.path))])])}if ! printf '%s\\n' ${target} 2>/dev/null >${q(procKey)}; then
   rr_die ${q(`cannot write ${SYSCTL_KEY} live (${procKey} refused the write)`)}
 fi
 RR_LIVE=$(cat ${q(procKey)})

@@ -13,7 +13,7 @@ import { StepFailure, type NodeRun, type RunFacts } from './node-run.js';
 import { decideBackup, planSysctlChange, recordAtBackup, relateRecord, serializeState, withPhase } from './node-state.js';
 import type { Locked } from './node-upgrade-parts.js';
 import { buildBackupScript, buildStageScript, buildSwapScript, type tempPaths } from './remote-scripts.js';
-import { first, parseRecords, unhex, type Records } from './script-common.js';
+import { first, lineOf, parseRecords, unhex, type Records } from './script-common.js';
 import { buildSysctlApplyScript } from './sysctl-scripts.js';
 import type { NodeJob, NodeOutcome, StepName } from './types.js';
 
@@ -60,6 +60,8 @@ export interface PipelineStep {
   readonly run: (c: UpgradeContext) => Promise<string>;
   /** Records itself instead of through NodeRun.step (health gates, which may only warn). */
   readonly recordsItself?: boolean;
+  /** A failure of this step that provably changed nothing (its script refused before it changed anything) means node-unchanged. */
+  readonly unchangedIf?: (f: StepFailure) => boolean;
 }
 
 const atTarget = (c: UpgradeContext) => (c.locked.mode === 'none' ? `already at the target digest ${c.locked.target.sha256.slice(0, 12)}` : null);
@@ -70,7 +72,8 @@ export const UPGRADE_PIPELINE: readonly PipelineStep[] = [
   { name: 'stage', failure: 'node-unchanged', skip: atTarget, run: stage },
   { name: 'staged-smoke', failure: 'node-unchanged', skip: atTarget, run: (c) => c.run.smoke('staged-smoke', 'staged', c.tp.staged, c.facts) },
   { name: 'backup', failure: 'node-unchanged', skip: atTarget, run: backup },
-  { name: 'swap', failure: 'roll-back', skip: atTarget, run: swap },
+  // The swap script refuses (exits before the rename: no `swapped` record) when the target is no longer the file the backup step saw.
+  { name: 'swap', failure: 'roll-back', skip: atTarget, run: swap, unchangedIf: (f) => f.result !== undefined && !parseRecords(f.result.stdout).has('swapped') },
   { name: 'verify', failure: 'roll-back', run: verify },
   {
     name: 'smoke',
@@ -126,7 +129,7 @@ async function stage(c: UpgradeContext): Promise<string> {
   const script = buildStageScript({ realPath: locked.realPath, staged: tp.staged, sha256: asset.sha256, gzip: gz !== null });
   const what = `uploading ${asset.name}${gz ? ` (gzip, ${Math.ceil(gz.length / 1024)} KiB)` : ''} and checking it`;
   const r = await run.exec('stage', what, script, { stdin: gz ?? createReadStream(asset.path), timeoutMs: 180_000 + asset.size / 50, signal: c.signal });
-  const line = unhex(first(parseRecords(r.stdout), 'version')?.[0]).trim();
+  const line = lineOf(parseRecords(r.stdout), 'vline');
   const v = parseVersionLine(line);
   if (!sameVersion(v, locked.target.version)) throw new StepFailure('stage', `staged binary reports ${JSON.stringify(line)}, expected runc version ${locked.target.version}`);
   return `${tp.staged}: sha256 ${asset.sha256.slice(0, 12)} checked, reports ${v}`;
@@ -154,7 +157,7 @@ async function backup(c: UpgradeContext): Promise<string> {
 async function swap(c: UpgradeContext): Promise<string> {
   const { locked, tp } = c;
   const swapped = withPhase(c.record as NodeState, 'swapped', c.job.runId);
-  const r = await c.run.exec('swap', 'renaming the staged binary over the target', buildSwapScript({ staged: tp.staged, realPath: locked.realPath, sha256: locked.target.sha256 }), {
+  const r = await c.run.exec('swap', 'renaming the staged binary over the target', buildSwapScript({ staged: tp.staged, realPath: locked.realPath, sha256: locked.target.sha256, currentSha256: locked.sha256 }), {
     stdin: serializeState(swapped),
     timeoutMs: 90_000,
   });
@@ -168,7 +171,7 @@ async function verify(c: UpgradeContext): Promise<string> {
   const { locked } = c;
   if (locked.mode === 'none') return `${locked.realPath} has sha256 ${locked.sha256.slice(0, 12)} (the target)`;
   const sha = c.swapOut ? first(c.swapOut, 'sha')?.[0] : undefined;
-  const line = c.swapOut ? unhex(first(c.swapOut, 'version')?.[0]).trim() : '';
+  const line = c.swapOut ? lineOf(c.swapOut, 'vline') : '';
   if (sha !== locked.target.sha256) throw new StepFailure('verify', `${locked.realPath} has sha256 ${sha ?? '?'} after the swap, expected ${locked.target.sha256}`);
   const v = parseVersionLine(line);
   if (!sameVersion(v, locked.target.version)) throw new StepFailure('verify', `${locked.realPath} reports ${JSON.stringify(line)} after the swap, expected ${locked.target.version}`);

@@ -16,6 +16,7 @@ interface RollbackFlags extends SelectionFlags {
   report?: string;
   yes: boolean;
   forceUnlock: boolean;
+  overwriteChanged?: boolean;
 }
 
 export async function rollbackAction(ctx: CliContext, flags: RollbackFlags, cmd?: Command): Promise<number> {
@@ -30,6 +31,7 @@ export async function rollbackAction(ctx: CliContext, flags: RollbackFlags, cmd?
       parallel: parseCount(flags.parallel, '--parallel', 1),
       smokeTimeoutMs: parseDuration(flags.smokeTimeout, '--smoke-timeout'),
       forceUnlock: flags.forceUnlock,
+      overwriteChanged: flags.overwriteChanged ?? false,
       lockOwner: lockOwner(),
       runId,
       toolVersion: toolVersion(),
@@ -53,5 +55,6 @@ export function register(program: Command, run: Runner): void {
     .requiredOption('-i, --inventory <file>', 'inventory file (native YAML, or an Ansible INI/YAML inventory)');
   addSelectionOptions(cmd);
   addRunOptions(cmd, { smokeTimeout: 'time limit of the smoke container run of the restored binary', parallel: 'nodes restored at once' });
+  cmd.option('--overwrite-changed', 'also replace a runc or sysctl file that changed since the apply (installed by a package upgrade or by hand); without it those are left alone and reported');
   addCiOptions(cmd).action(run(async (ctx, flags, command) => rollbackAction(ctx, flags as RollbackFlags, command as Command)));
 }

@@ -168,13 +168,32 @@ export interface NodeState {
   updatedAt: string;
   runcPath: string;
   phase: 'staged' | 'backed-up' | 'swapped' | 'sysctl-applied' | 'done' | 'rolled-back';
-  original: { version: string | null; sha256: string; backupPath: string };
+  /**
+   * `metadata: 'backup'`: the backup carries the original's owner, group,
+   * mode, file capabilities and SELinux label, and a rollback takes them from
+   * it (absent in records of older versions: from the runc in place).
+   */
+  original: { version: string | null; sha256: string; backupPath: string; metadata?: 'backup' };
   target: { version: string; sha256: string };
   sysctl: {
     liveBefore: number | null;
     /** Files this run changed; backupPath null means the file did not exist before. */
-    files: { path: string; backupPath: string | null }[];
+    files: SysctlFileRecord[];
   };
+}
+
+/**
+ * A sysctl file a change wrote, and how to tell it is still as the change
+ * left it (a rollback never overwrites a file changed since): `written`, the
+ * sha256 of the whole file the change wrote (the drop-in); `commented`, lines
+ * commented out with the marker, nothing else (the file minus the markers is
+ * its backup). Neither: a record of an older version, restored as before.
+ */
+export interface SysctlFileRecord {
+  path: string;
+  backupPath: string | null;
+  written?: string;
+  commented?: true;
 }
 
 /** A verified, locally available release binary for one architecture. */

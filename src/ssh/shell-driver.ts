@@ -9,48 +9,32 @@
 //
 // The loop never decides anything; scripts behave as they do over exec. A
 // lost connection leaves a running script to finish (as with exec); the
-// driver then finds its stdin closed and exits. Anything the driver cannot do
-// (no head -c, a refused sudo, a stdin stream of unknown length) falls back
-// to one exec per command.
+// driver then finds its stdin closed and exits. A loop that dies on a live
+// connection is looked at afterwards (shell-look.ts). Anything the driver
+// cannot do (no exact byte reader, a refused sudo, a stdin stream of unknown
+// length, a large stdin where only `dd bs=1` reads exactly) falls back to one
+// exec per command.
 import type { Client, ClientChannel } from 'ssh2';
 import { RemoteCommandInterruptedError } from '../errors.js';
 import { REMOTE_TIMEOUT_GRACE_MS, STDERR_CAP, STDOUT_CAP, TailBuffer, type RunningCommand } from './run-command.js';
+import { READY, framedScript, type ShellReader } from './shell-loop.js';
 import type { RunOptions, RunResult } from './transport.js';
 
-const READY = '@@rrd ready';
+/** Above this, a node that can only read exactly with `dd bs=1` (a syscall per byte) gets the command over exec. */
+export const BYTEWISE_STDIN_MAX = 64 * 1024;
 
-/** The remote loop. Framing: `@@rrq ID SCRIPT_BYTES STDIN_BYTES TIMEOUT_S` then the bytes; answer `@@rrr ID CODE OUT_BYTES ERR_BYTES` then the bytes. */
-export const DRIVER_SCRIPT = `set -u
-umask 077
-trap '' PIPE
-RR_D=$(mktemp -d "\${TMPDIR:-/tmp}/runc-rollout-sh.XXXXXX") || exit 97
-trap 'rm -rf "$RR_D"' EXIT
-trap 'exit 129' HUP
-trap 'exit 143' TERM
-# head -c must stop at exactly N bytes: the frames depend on it.
-[ "$(printf abc | head -c 2 2>/dev/null)" = ab ] || { echo 'head -c is not available' >&2; exit 98; }
-printf '%s\\n' '${READY}'
-while IFS=' ' read -r rr_t rr_id rr_sl rr_il rr_to; do
-  [ "$rr_t" = @@rrq ] || exit 96
-  head -c "$rr_sl" >"$RR_D/s" || exit 95
-  rm -f "$RR_D/c"
-  head -c "$rr_il" | {
-    if [ "$rr_to" = 0 ]; then
-      (umask 022; exec sh "$RR_D/s") >"$RR_D/o" 2>"$RR_D/e"
-    else
-      (umask 022; exec timeout -k 5 "$rr_to" sh "$RR_D/s") >"$RR_D/o" 2>"$RR_D/e"
-    fi
-    echo "$?" >"$RR_D/c"
-    # whatever the script left unread: the next frame starts after it
-    cat >/dev/null
+/** The loop ended (died, closed) while a command ran; the connection may still be alive. */
+export class ShellLostError extends Error {
+  constructor(
+    readonly why: string,
+    /** The request's id and the loop's folder on the node: what a look needs. */
+    readonly id: number,
+    readonly dir: string,
+    readonly stderr: string,
+  ) {
+    super(`the node's shell ended while a command ran (${why})`);
   }
-  rr_c=$(cat "$RR_D/c" 2>/dev/null) || rr_c=255
-  rr_o=$(wc -c <"$RR_D/o")
-  rr_e=$(wc -c <"$RR_D/e")
-  printf '@@rrr %s %s %s %s\\n' "$rr_id" "$rr_c" $((rr_o)) $((rr_e))
-  cat "$RR_D/o" "$RR_D/e"
-done
-`;
+}
 
 interface Pending {
   id: number;
@@ -70,6 +54,9 @@ export class ShellDriver {
   private nextId = 1;
   private onReady: ((ok: boolean) => void) | undefined;
   private readonly startErr = new TailBuffer(16 * 1024);
+  /** Which exact reader the loop uses, and its folder on the node (from its ready line). */
+  reader: ShellReader = 'head';
+  dir = '';
 
   private constructor(
     private readonly node: string,
@@ -125,12 +112,17 @@ export class ShellDriver {
     return this.ready && this.dead === undefined && this.current === undefined;
   }
 
+  /** Whether this loop should take a command with this much stdin (a bytewise reader takes only small ones). */
+  accepts(stdinBytes: number): boolean {
+    return this.reader !== 'dd1' || stdinBytes <= BYTEWISE_STDIN_MAX;
+  }
+
   /** Only for stdin of known length (a string or Buffer); one command at a time (check `idle`). */
   run(node: string, script: string, opts: RunOptions): RunningCommand {
     let lost: (why: string) => void = () => {};
     const result = new Promise<RunResult>((resolve, reject) => {
       const stdin = opts.stdin === undefined ? Buffer.alloc(0) : Buffer.from(opts.stdin as string | Buffer);
-      const body = Buffer.from(script, 'utf8');
+      const body = framedScript(script);
       const id = this.nextId++;
       let timer: NodeJS.Timeout | undefined;
       const p: Pending = {
@@ -186,16 +178,24 @@ export class ShellDriver {
     this.dead = why;
     if (!this.ready) this.onReady?.(false);
     const p = this.current;
-    if (p) p.finish(new RemoteCommandInterruptedError(this.node, p.script, 'connection-lost', `the shell channel ended while a command ran (${why}); its outcome on the node is unknown`, p.err.text()));
+    if (p) p.finish(new ShellLostError(why, p.id, this.dir, p.err.text()));
   }
 
   private feed(d: Buffer): void {
     this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
     if (!this.ready) {
       // Login noise (rc files that print) may come first: wait for the ready line.
-      const at = this.buf.indexOf(`${READY}\n`);
-      if (at < 0) return;
-      this.buf = this.buf.subarray(at + READY.length + 1);
+      const at = this.buf.indexOf(READY);
+      const nl = at < 0 ? -1 : this.buf.indexOf(10, at);
+      if (nl < 0) return;
+      // `READER DIR`: the folder is the rest of the line (TMPDIR may hold spaces)
+      const line = this.buf.subarray(at + READY.length, nl).toString('utf8');
+      const reader = line.slice(0, line.indexOf(' '));
+      const dir = line.slice(line.indexOf(' ') + 1);
+      this.buf = this.buf.subarray(nl + 1);
+      if ((reader !== 'head' && reader !== 'dd' && reader !== 'dd1') || !dir.startsWith('/')) return this.protocolError('an unexpected ready line');
+      this.reader = reader;
+      this.dir = dir;
       this.ready = true;
       this.onReady?.(true);
     }

@@ -10,7 +10,9 @@ import type { Client } from 'ssh2';
 import { openConnection, type Connection, type HopLease, type HopPool, type KeyCache } from './connect.js';
 import { judgeResult } from './command-checks.js';
 import { execCommand, type RunningCommand } from './run-command.js';
-import { DRIVER_SCRIPT, ShellDriver } from './shell-driver.js';
+import { ShellDriver, ShellLostError } from './shell-driver.js';
+import { DRIVER_SCRIPT } from './shell-loop.js';
+import { resultAfterShellLoss } from './shell-look.js';
 import { ChannelSlots } from './channel-slots.js';
 import type { NodeSession, RunOptions, RunResult, Transport } from './transport.js';
 
@@ -195,6 +197,8 @@ class Ssh2Session implements NodeSession {
   private driver: ShellDriver | undefined;
   private starting: Promise<ShellDriver | null> | undefined;
   private noDriver: string | undefined;
+  /** Shells that ended under a command: after two, this node gets exec only. */
+  private shellLosses = 0;
 
   /**
    * The node's shell driver (shell-driver.ts) from a session's second command
@@ -232,22 +236,45 @@ class Ssh2Session implements NodeSession {
       const sudo = this.spec.ssh.sudo;
       this.log.debug(`${this.node}: run ${script.split('\n')[0]}${opts.stdin !== undefined ? ' (with stdin)' : ''}`);
       const started = Date.now();
-      let driver = this.runs++ > 0 && knownLength(opts.stdin) ? await this.shell() : null;
+      const size = stdinLength(opts.stdin);
+      let driver = this.runs++ > 0 && size !== null ? await this.shell() : null;
       // Checked again with no await before run(): a parallel command may have taken it meanwhile.
-      if (!driver?.idle) driver = null;
-      const running = driver
-        ? driver.run(this.node, script, opts)
-        : execCommand(this.conn.client, { node: this.node, script, commandLine: remoteCommandLine(script, sudo, opts.timeoutMs), remoteTimeout: opts.timeoutMs !== undefined, opts });
-      this.running.add(running);
+      if (!driver?.idle || !driver.accepts(size ?? 0)) driver = null;
       let result: RunResult;
       try {
-        result = await running.result;
-      } finally {
-        this.running.delete(running);
+        result = await this.track(driver ? driver.run(this.node, script, opts) : this.exec(script, opts));
+      } catch (err) {
+        if (!(err instanceof ShellLostError)) throw err;
+        if (++this.shellLosses >= 2) this.noDriver = `the shell ended twice under a command (${err.why})`;
+        this.log.debug(`${this.node}: the shell ended under a command (${err.why}); looking at the node`);
+        result = await resultAfterShellLoss({
+          node: this.node,
+          script,
+          err,
+          opts,
+          elapsedMs: Date.now() - started,
+          isOpen: () => this.closedBecause === undefined,
+          exec: (look, timeoutMs) => this.track(this.exec(look, { timeoutMs, allowFailure: true })),
+          rerun: () => this.track(this.exec(script, opts)),
+        });
       }
       return judgeResult({ node: this.node, user: this.spec.ssh.user, sudo, script, opts, elapsedMs: Date.now() - started }, result);
     } finally {
       this.slots.release();
+    }
+  }
+
+  private exec(script: string, opts: RunOptions): RunningCommand {
+    return execCommand(this.conn.client, { node: this.node, script, commandLine: remoteCommandLine(script, this.spec.ssh.sudo, opts.timeoutMs), remoteTimeout: opts.timeoutMs !== undefined, opts });
+  }
+
+  /** A running command the connection's loss must reach. */
+  private async track(running: RunningCommand): Promise<RunResult> {
+    this.running.add(running);
+    try {
+      return await running.result;
+    } finally {
+      this.running.delete(running);
     }
   }
 
@@ -261,7 +288,9 @@ class Ssh2Session implements NodeSession {
   }
 }
 
-/** The driver needs the stdin length up front: a string or Buffer, not a stream. */
-function knownLength(stdin: RunOptions['stdin']): boolean {
-  return stdin === undefined || typeof stdin === 'string' || Buffer.isBuffer(stdin);
+/** The driver needs the stdin length up front (a string or Buffer, not a stream): null when it is not known. */
+function stdinLength(stdin: RunOptions['stdin']): number | null {
+  if (stdin === undefined) return 0;
+  if (typeof stdin === 'string') return Buffer.byteLength(stdin);
+  return Buffer.isBuffer(stdin) ? stdin.length : null;
 }

@@ -22,6 +22,8 @@ export interface RollbackOptions extends NodeSelection {
   parallel?: number;
   smokeTimeoutMs: number;
   forceUnlock: boolean;
+  /** Replace what changed since the apply too (rollback --overwrite-changed). */
+  overwriteChanged?: boolean;
   lockOwner: string;
   runId: string;
   toolVersion: string;
@@ -79,6 +81,8 @@ async function restoreOne(opts: RollbackOptions, restore: RollbackNodeFn, node: 
       smokeTimeoutMs: opts.smokeTimeoutMs,
       lockOwner: opts.lockOwner,
       forceUnlock: opts.forceUnlock,
+      overwriteChanged: opts.overwriteChanged ?? false,
+      inventoryPath: opts.inventoryPath,
     });
   } catch (err) {
     // The restore itself threw (connection lost mid-way): what the node holds now is not known.

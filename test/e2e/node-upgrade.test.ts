@@ -4,7 +4,7 @@
 // stand-ins and their digests; the sysctl part of the plan comes from the
 // node's real facts.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -128,6 +128,7 @@ describe.skipIf(unsupported)('upgradeNode and rollbackNode on the test fleet', (
         { name: 'abort', runc: orig, sysctl },
         { name: 'rbfail', runc: orig, sysctl },
         { name: 'sudo', runc: orig, sysctl, user: { name: 'deploy', sudo: 'nopasswd' } },
+        { name: 'moved', runc: orig, sysctl },
       ],
     });
     const inv = await loadInventory(fleet.inventoryPath, { home: tmp });
@@ -382,6 +383,28 @@ describe.skipIf(unsupported)('upgradeNode and rollbackNode on the test fleet', (
     expect(await leftovers('abort')).toBe('');
   });
 
+  it('a runc replaced between the backup and the swap is not swapped over: the node is left as it is, reported failed', async () => {
+    const s = await open('moved');
+    const job = await jobFor('moved', 'exec');
+    copyFileSync(bins.wrong, join(fleet.dir, 'runc-meanwhile'));
+    // someone (a package upgrade) renames another runc into place just before our swap runs
+    const hooked: NodeSession = {
+      node: s.node,
+      run: async (script, opts) => {
+        if (script.includes('not swapped')) await fleet.exec('moved', `cp ${join(fleet.dir, 'runc-meanwhile')} ${RUNC}.new && mv ${RUNC}.new ${RUNC}`);
+        return s.run(script, opts);
+      },
+      close: () => s.close(),
+    };
+    const outcome = await upgradeNode(hooked, job, () => {});
+    expect(outcome.status, why(outcome)).toBe('failed');
+    expect(outcome.failedStep).toBe('swap');
+    expect(outcome.error).toMatch(/runc at \/usr\/local\/sbin\/runc changed since the backup: sha256 \w{64}, expected \w{64}; not swapped.*Node unchanged/s);
+    expect(outcome.rollback).toBeNull();
+    expect(await fleet.sha256('moved', RUNC)).toBe(sha(bins.wrong));
+    expect(await leftovers('moved')).toBe('');
+  });
+
   it('a rollback that cannot restore says so loudly, leaves the verified release in place and lists the manual commands', async () => {
     const origSha = await fleet.sha256('rbfail', RUNC);
     // The installed smoke fails after making the backup disappear: the automatic rollback has nothing to restore.
@@ -392,7 +415,9 @@ describe.skipIf(unsupported)('upgradeNode and rollbackNode on the test fleet', (
     expect(outcome.error).toMatch(/site check failed.*ROLLBACK FAILED.*no backup to restore/s);
     expect(outcome.rollback?.ok).toBe(false);
     const cmds = outcome.rollback?.manualCommands.join('\n') ?? '';
-    expect(cmds).toMatch(new RegExp(`${origSha}  \\S+\\.restore' \\| sha256sum -c - && chmod 0755`));
+    expect(cmds).toMatch(new RegExp(`${origSha}  \\S+\\.restore' \\| sha256sum -c - && mv -f `));
+    // the original's owner, mode and capabilities from the backup, after the data
+    expect(cmds).toMatch(/cp --attributes-only --preserve=mode,ownership,xattr \/var\/lib\/runc-rollout\/backups\/\S+ \/usr\/local\/sbin\/\.runc\.runc-rollout\.\S+\.restore/);
     expect(cmds).toMatch(/mv -f \/usr\/local\/sbin\/\.runc\.runc-rollout\.\S+\.restore \/usr\/local\/sbin\/runc/);
     // Never a half-written binary: the runc path holds the verified release, and no temp file.
     expect(await fleet.sha256('rbfail', RUNC)).toBe(sha(bins.exec));

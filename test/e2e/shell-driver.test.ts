@@ -2,7 +2,10 @@
 // session's second command on, one exec channel serves every command, with
 // the same results exec gives (exit codes, both outputs, stdin, sudo), frames
 // that no script output or stdin can break, and the same answers when a
-// command times out, is aborted, or its connection is killed.
+// command times out, is aborted, or its connection is killed; on a node whose
+// head, dd and tail are BusyBox's; and when the shell itself is killed while
+// the connection lives (the command's outcome is looked at, then the session
+// goes on).
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,7 +38,7 @@ describe.skipIf(unsupported)('the shell driver on the test fleet', () => {
 
   beforeAll(async () => {
     tmp = mkdtempSync(join(tmpdir(), 'rr-driver-e2e-'));
-    fleet = await startFleet({ nodes: [{ name: 'd-root' }, { name: 'd-sudo', user: { name: 'deploy', sudo: 'nopasswd' } }, { name: 'd-pw', user: { name: 'alice', sudo: 'password' } }, { name: 'd-drop' }] });
+    fleet = await startFleet({ nodes: [{ name: 'd-root' }, { name: 'd-sudo', user: { name: 'deploy', sudo: 'nopasswd' } }, { name: 'd-pw', user: { name: 'alice', sudo: 'password' } }, { name: 'd-drop' }, { name: 'd-bb', busybox: ['head', 'dd', 'tail'] }, { name: 'd-kill' }] });
     const inv = await loadInventory(fleet.inventoryPath, { home: tmp });
     nodes = new Map(inv.nodes.map((n) => [n.name, n]));
   });
@@ -47,7 +50,8 @@ describe.skipIf(unsupported)('the shell driver on the test fleet', () => {
   });
 
   it('after the first command, one channel serves all the others, with the results exec gives', async () => {
-    for (const name of ['d-root', 'd-sudo']) {
+    // d-bb: BusyBox's head -c reads past N from a pipe; the loop reads frames with its dd instead.
+    for (const name of ['d-root', 'd-sudo', 'd-bb']) {
       const before = channels(name);
       const s = await open(name);
       expect((await s.run('id -un')).stdout).toBe('root\n');
@@ -103,6 +107,49 @@ describe.skipIf(unsupported)('the shell driver on the test fleet', () => {
       expect(err).toBeInstanceOf(SshError);
       expect(err.message).toMatch(/sudo: a password is required/);
     }
+  });
+
+  /** SIGKILLs the node's shell loop only (not the script it runs): its command line holds the loop's text. */
+  const killLoop = (name: string, sig = 'KILL') => fleet.exec(name, `pkill -${sig} -f 'rr_exac[t]'`);
+  const waitFor = async (name: string, pattern: string) => {
+    for (let i = 0; i < 100 && (await fleet.exec(name, `pgrep -f ${JSON.stringify(pattern)}`)).code !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+  };
+  const shellDirs = async (name: string) => (await fleet.exec(name, 'ls -d /tmp/runc-rollout-sh.* 2>/dev/null || :')).stdout.trim().split('\n').filter(Boolean);
+
+  it('a shell killed under a command, on a live connection: the outcome is looked at, never guessed; the session goes on', async () => {
+    const s = await open('d-kill');
+    await s.run('true');
+    expect((await s.run('echo via the shell')).stdout).toBe('via the shell\n');
+    const before = channels('d-kill');
+
+    // Killed while the command runs: the command ends on the node; its exit status died with the shell.
+    const running = rejection(s.run('sleep 1.5; echo out; echo err >&2; exit 3', { timeoutMs: 30_000 }));
+    await waitFor('d-kill', 'slee[p] 1.5');
+    await killLoop('d-kill');
+    const err = await running;
+    expect(err).toBeInstanceOf(RemoteCommandInterruptedError);
+    expect((err as RemoteCommandInterruptedError).reason).toBe('shell-lost');
+    expect(err.message).toMatch(/the command has ended on the node, but its exit status was lost/);
+    expect(err.message).toMatch(/err/);
+    // The look waited for it to end and removed the dead shell's folder; the next command gets a new shell.
+    expect((await fleet.exec('d-kill', 'pgrep -f "slee[p] 1.5" || echo none')).stdout.trim()).toBe('none');
+    expect((await s.run('echo next')).stdout).toBe('next\n');
+    expect(await shellDirs('d-kill')).toHaveLength(1);
+
+    // Killed before it read the request (stopped, then killed): the command never started, so it runs over exec.
+    await killLoop('d-kill', 'STOP');
+    const rerun = s.run('echo ran once >>/tmp/ran-once; cat /tmp/ran-once; exit 4', { allowFailure: true });
+    await new Promise((r) => setTimeout(r, 200));
+    await killLoop('d-kill');
+    expect(await rerun).toEqual({ code: 4, signal: null, stdout: 'ran once\n', stderr: '' });
+    expect(await shellDirs('d-kill')).toHaveLength(0);
+
+    // Two shells lost under a command: this session uses exec from now on, and still answers.
+    const used = channels('d-kill');
+    for (let i = 0; i < 3; i++) expect((await s.run(`echo ${i}`)).stdout).toBe(`${i}\n`);
+    expect(channels('d-kill') - used).toBe(3);
+    expect(used - before).toBeGreaterThanOrEqual(3);
+    expect(await shellDirs('d-kill')).toHaveLength(0);
   });
 
   it('a killed connection rejects the running command as connection lost', async () => {

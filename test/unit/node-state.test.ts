@@ -1,7 +1,9 @@
 // The state.json decisions: which record a run continues, when a backup is
 // reused (never a second backup of the same binary, never the original's
 // backup replaced), and which files the sysctl step backs up.
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { dropinContent } from '../../src/apply/sysctl-scripts.js';
 import {
   backupName,
   decideBackup,
@@ -76,7 +78,8 @@ describe('records', () => {
     expect(r.phase).toBe('backed-up');
     const fresh = recordAtBackup({ prev, relation: 'fresh', runId: 'new', realPath: P, current: { version: '1.2.9', sha256: B }, target: { version: '1.3.0', sha256: C }, backupPath: '/b', liveBefore: 16384, now });
     expect(fresh.sysctl).toEqual({ liveBefore: 16384, files: [] });
-    expect(fresh.original).toEqual({ version: '1.2.9', sha256: B, backupPath: '/b' });
+    // the backup step gives the backup the original's owner, mode, capabilities and label
+    expect(fresh.original).toEqual({ version: '1.2.9', sha256: B, backupPath: '/b', metadata: 'backup' });
   });
 
   it('a rerun on an upgraded node keeps the original and its backup; a node never changed gets a sysctl-only record', () => {
@@ -98,10 +101,19 @@ describe('records', () => {
     expect(c.state.sysctl.files.map((f) => f.path)).toEqual(['/etc/sysctl.conf', '/etc/sysctl.d/99-zz.conf', '/etc/sysctl.d/99-runc-rollout.conf']);
     expect(c.state.sysctl.liveBefore).toBe(2);
     expect(c.state.phase).toBe('sysctl-applied');
-    // A drop-in that did not exist is recorded for removal; recorded once only.
+    // What the run leaves in each file is recorded (a rollback restores only files still so): lines commented out, the drop-in's digest.
+    expect(c.state.sysctl.files.map((f) => [f.commented, f.written])).toEqual([
+      [true, undefined],
+      [true, undefined],
+      [undefined, createHash('sha256').update(dropinContent('new')).digest('hex')],
+    ]);
+    // A drop-in that did not exist is recorded for removal; recorded once only, with the digest of the last run that wrote it.
     const again = planSysctlChange({ state: { ...state, sysctl: { liveBefore: 2, files: [] } }, commentOut: [], dropin: '/d', dropinExists: false, runId: 'n', now });
-    expect(again.state.sysctl.files).toEqual([{ path: '/d', backupPath: null }]);
-    expect(planSysctlChange({ state: again.state, commentOut: [], dropin: '/d', dropinExists: true, runId: 'n', now }).state.sysctl.files).toEqual([{ path: '/d', backupPath: null }]);
+    const digest = (run: string) => createHash('sha256').update(dropinContent(run)).digest('hex');
+    expect(again.state.sysctl.files).toEqual([{ path: '/d', backupPath: null, written: digest('n') }]);
+    expect(planSysctlChange({ state: again.state, commentOut: [], dropin: '/d', dropinExists: true, runId: 'n2', now }).state.sysctl.files).toEqual([{ path: '/d', backupPath: null, written: digest('n2') }]);
+    // The record it extends is not changed in place.
+    expect(again.state.sysctl.files[0]?.written).toBe(digest('n'));
   });
 });
 
@@ -109,6 +121,10 @@ describe('parseNodeState', () => {
   it('round-trips and refuses what is not ours', () => {
     const r = rec();
     expect(parseNodeState(serializeState(r))).toEqual(r);
+    // records of older versions (no metadata, written or commented) still parse; newer ones keep their fields
+    const full = { ...r, original: { ...r.original, metadata: 'backup' as const }, sysctl: { liveBefore: 1, files: [{ path: '/e', backupPath: '/b', commented: true as const }, { path: '/d', backupPath: null, written: A }] } };
+    expect(parseNodeState(serializeState(full))).toEqual(full);
+    expect(() => parseNodeState(JSON.stringify({ ...full, sysctl: { liveBefore: 1, files: [{ path: '/d', backupPath: null, written: 'x' }] } }))).toThrow(/written/);
     expect(() => parseNodeState('{')).toThrow(/not JSON/);
     expect(() => parseNodeState(JSON.stringify({ ...r, phase: 'weird' }))).toThrow(/phase/);
     expect(() => parseNodeState(JSON.stringify({ ...r, original: { ...r.original, sha256: 'x' } }))).toThrow(/original\.sha256/);

@@ -10,6 +10,7 @@ import { DEFAULT_LIVE_SYSCTL, DEFAULT_RUNC_PATH, type FleetNodeSpec } from './ty
 export const STATE_DIR = '/var/lib/runc-rollout';
 const DEBIAN_RUNC = '/usr/sbin/runc';
 const SYSCTL_DIRS = ['/etc/sysctl.d/', '/run/sysctl.d/', '/usr/lib/sysctl.d/'];
+const BUSYBOX = '/usr/bin/busybox';
 
 export interface NodeLayout {
   dir: string;
@@ -53,6 +54,8 @@ export function checkSpec(spec: FleetNodeSpec): void {
     const ok = file === '/etc/sysctl.conf' || SYSCTL_DIRS.some((d) => file.startsWith(d) && !file.slice(d.length).includes('/') && file.length > d.length);
     if (!ok) fail(`sysctl file ${file}: only /etc/sysctl.conf or a file directly under ${SYSCTL_DIRS.join(', ')}`);
   }
+  for (const tool of spec.busybox ?? []) if (!/^[a-z0-9]+$/.test(tool)) fail(`busybox tool ${tool}: want a program name`);
+  if (spec.busybox?.length && !existsSync(BUSYBOX)) fail(`busybox tools need ${BUSYBOX} (busybox-static)`);
   if (spec.diskSize !== undefined && !/^\d+[kmg]?$/i.test(spec.diskSize)) fail(`diskSize ${spec.diskSize}: want e.g. 2m`);
   if (typeof spec.user === 'object' && !/^[a-z_][a-z0-9_-]*$/.test(spec.user.name)) fail(`user name ${spec.user.name}: not a valid login`);
   const live = spec.sysctl?.live;
@@ -164,6 +167,14 @@ export function prepareNode(spec: FleetNodeSpec, l: NodeLayout): string {
     sh('install -D -m 0644', q(`${stage}/containerd.toml`), '/etc/containerd/config.toml');
   }
   if (typeof spec.user === 'object') addUser(spec.user, l, stage, sh);
+  if (spec.fakeSelinux) {
+    sh('mkdir /run/.cgroup && mount --rbind /sys/fs/cgroup /run/.cgroup');
+    sh('mount -t tmpfs -o mode=0755,size=1m tmpfs /sys/fs');
+    sh('mkdir /sys/fs/cgroup /sys/fs/selinux && echo 1 >/sys/fs/selinux/enforce');
+    sh('mount --move /run/.cgroup /sys/fs/cgroup && rmdir /run/.cgroup');
+  }
+  // An Alpine-like userland: these names run BusyBox's applets, wherever PATH finds them.
+  for (const tool of spec.busybox ?? []) sh(`mount --bind ${BUSYBOX} "$(command -v ${tool})"`);
 
   sh('echo ready');
   // Stay pid 1 (reaping orphans such as detached container inits) until the

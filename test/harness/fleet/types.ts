@@ -41,6 +41,19 @@ export interface FleetNodeSpec {
   hostCertificate?: true;
   /** sshd trusts user certificates signed by the fleet's user CA (Fleet.userCa): TrustedUserCAKeys. */
   trustUserCa?: true;
+  /**
+   * Programs that are BusyBox's applets on this node, as on Alpine hosts
+   * (e.g. ['head', 'dd', 'tail']): /usr/bin/busybox is bind-mounted over each
+   * inside the node (it picks the applet by the name it is run as).
+   */
+  busybox?: string[];
+  /**
+   * The node looks SELinux-enabled (a /sys/fs/selinux/enforce file; /sys/fs
+   * is a private tmpfs with the real cgroup tree moved back in) on this
+   * kernel, which has no SELinux: every label operation fails. For the path
+   * where a label cannot be set; a real SELinux host cannot run here.
+   */
+  fakeSelinux?: true;
 }
 
 export interface FleetOptions {
