@@ -69,7 +69,8 @@ describe.skipIf(!ready)('the facts script’s process count', () => {
     // no containerd config here, whatever this machine has; the other sysctl folders stay as they are
     const hide = '{ [ ! -d /etc/containerd ] || mount -t tmpfs none /etc/containerd; }';
     const inner = `mount --make-rprivate / && ${binds} && ${hide} && ${processCountCommand({ scriptFile, outFile, summaryFile: join(dir, 'summary') })}`;
-    const text = execFileSync('unshare', ['--mount', 'sh', '-c', inner], { encoding: 'utf8' });
+    // a private pid space too: the stuck runc init scan must see no other test's processes
+    const text = execFileSync('unshare', ['--mount', '--pid', '--fork', '--mount-proc', 'sh', '-c', inner], { encoding: 'utf8' });
     const c = parseProcessCount(text);
     expect(c.exitCode).toBe(0);
     const out = execFileSync('cat', [outFile], { encoding: 'utf8' });
